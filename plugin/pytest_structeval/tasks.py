@@ -1,0 +1,197 @@
+"""Task files and generation files: load, validate, normalise.
+
+Everything later in the pipeline works on a ``TaskSet`` and never re-checks its input, so all
+validation lives here and runs before any engine starts. Errors name the file and the item.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, get_args
+
+OutputType = Literal["JSON", "YAML", "TOML", "XML", "CSV"]
+OUTPUT_TYPES: tuple[OutputType, ...] = get_args(OutputType)
+InputType = Literal["Text", "JSON", "YAML", "TOML", "XML", "CSV"]
+TaskKind = Literal["generation", "conversion"]
+
+BUNDLED_TASKS = Path(__file__).resolve().parents[2] / "data" / "open150.json"
+
+
+class InputError(ValueError):
+    """A task or generations file that cannot be used; the message names file and item."""
+
+
+@dataclass(frozen=True)
+class Task:
+    """One StructEval-T task.
+
+    ``raw_output_metric`` is None when the file carries no key paths (the competition's
+    public_150.json); the scorer then derives the expected paths from the query.
+    """
+
+    task_id: str
+    task_name: str
+    query: str
+    output_type: OutputType
+    raw_output_metric: tuple[str, ...] | None = None
+
+    @property
+    def input_type(self) -> str:
+        """``Text`` for generation tasks, else the source format (``CSV to JSON`` -> ``CSV``)."""
+        return self.task_name.split(" to ", 1)[0].strip()
+
+    @property
+    def kind(self) -> TaskKind:
+        return "generation" if self.input_type.lower() == "text" else "conversion"
+
+    @property
+    def fmt(self) -> str:
+        """Lower-case output format, as upstream routes on it (``json``, ``yaml``, ...)."""
+        return self.output_type.lower()
+
+    def to_record(self) -> dict[str, object]:
+        record: dict[str, object] = {
+            "task_id": self.task_id,
+            "task_name": self.task_name,
+            "rendering": False,
+            "query": self.query,
+            "output_type": self.output_type,
+        }
+        if self.raw_output_metric is not None:
+            record["raw_output_metric"] = list(self.raw_output_metric)
+        return record
+
+
+@dataclass(frozen=True)
+class TaskSet(Sequence[Task]):
+    """An ordered, validated collection of tasks with unique ids (task-file order)."""
+
+    tasks: tuple[Task, ...]
+    source: str = "<memory>"
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> TaskSet:
+        path = Path(path)
+        items = _read_json_list(path, what="task file")
+        return cls.from_records(items, source=str(path))
+
+    @classmethod
+    def from_records(cls, items: Sequence[object], *, source: str = "<memory>") -> TaskSet:
+        tasks: list[Task] = []
+        seen: dict[str, int] = {}
+        for index, item in enumerate(items):
+            task = _task_from_record(item, index=index, source=source)
+            if task.task_id in seen:
+                raise InputError(
+                    f"{source}: item {index}: duplicate task_id {task.task_id!r} "
+                    f"(first at item {seen[task.task_id]})"
+                )
+            seen[task.task_id] = index
+            tasks.append(task)
+        if not tasks:
+            raise InputError(f"{source}: the task file holds no tasks")
+        return cls(tuple(tasks), source)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        return self.tasks[index]
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def __iter__(self) -> Iterator[Task]:
+        return iter(self.tasks)
+
+    def by_id(self) -> dict[str, Task]:
+        return {task.task_id: task for task in self.tasks}
+
+
+def _read_json_list(path: Path, *, what: str) -> list[object]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{path}: {what} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read {what}: {exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{path}: {what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    if not isinstance(data, list):
+        raise InputError(f"{path}: {what} must be a JSON list, got {type(data).__name__}")
+    return data
+
+
+def _task_from_record(item: object, *, index: int, source: str) -> Task:
+    where = f"{source}: item {index}"
+    if not isinstance(item, Mapping):
+        raise InputError(f"{where}: expected an object, got {type(item).__name__}")
+    task_id = item.get("task_id")
+    if not isinstance(task_id, str) or not task_id:
+        raise InputError(f"{where}: missing or empty task_id")
+    where = f"{where} (task_id {task_id!r})"
+    for field in ("task_name", "query"):
+        if not isinstance(item.get(field), str) or not item[field]:
+            raise InputError(f"{where}: missing or empty {field}")
+    output_type = item.get("output_type")
+    if output_type not in OUTPUT_TYPES:
+        raise InputError(
+            f"{where}: unknown output_type {output_type!r} (expected one of {', '.join(OUTPUT_TYPES)})"
+        )
+    if " to " not in item["task_name"]:
+        raise InputError(f"{where}: task_name {item['task_name']!r} is not '<Input> to <Output>'")
+    metric = item.get("raw_output_metric")
+    if metric is not None and (
+        not isinstance(metric, list) or not all(isinstance(p, str) for p in metric)
+    ):
+        raise InputError(f"{where}: raw_output_metric must be a list of strings")
+    return Task(
+        task_id=task_id,
+        task_name=item["task_name"],
+        query=item["query"],
+        output_type=output_type,
+        raw_output_metric=tuple(metric) if metric is not None else None,
+    )
+
+
+def load_generations(
+    path: str | os.PathLike[str], tasks: TaskSet, *, selected: Sequence[str] | None = None
+) -> dict[str, str]:
+    """Read an inference.json (a list of ``{task_id, generation}``) for replay.
+
+    Every id must belong to ``tasks``; every selected id (default: all tasks) must have a
+    generation.
+    """
+    path = Path(path)
+    items = _read_json_list(path, what="generations file")
+    known = tasks.by_id()
+    generations: dict[str, str] = {}
+    for index, item in enumerate(items):
+        where = f"{path}: item {index}"
+        if not isinstance(item, Mapping):
+            raise InputError(f"{where}: expected an object, got {type(item).__name__}")
+        task_id = item.get("task_id")
+        if not isinstance(task_id, str):
+            raise InputError(f"{where}: missing task_id")
+        where = f"{where} (task_id {task_id!r})"
+        if task_id not in known:
+            raise InputError(f"{where}: unknown task id, not in {tasks.source}")
+        if task_id in generations:
+            raise InputError(f"{where}: duplicate task_id")
+        generation = item.get("generation")
+        if not isinstance(generation, str):
+            raise InputError(
+                f"{where}: generation must be a string, got {type(generation).__name__}"
+            )
+        generations[task_id] = generation
+    wanted = list(selected) if selected is not None else [t.task_id for t in tasks]
+    missing = [task_id for task_id in wanted if task_id not in generations]
+    if missing:
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise InputError(f"{path}: no generation for {len(missing)} selected task(s): {shown}")
+    return generations
