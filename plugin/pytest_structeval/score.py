@@ -1,0 +1,219 @@
+"""Score one generation for one task: the public scoring API (scoring-spec §4.1, §7).
+
+``score = round(0.2 * syntax + 0.8 * keys, 2)`` where ``syntax`` is upstream's render score
+(the code parses after extraction and is truthy) and ``keys`` the fraction of expected paths
+found, 0 when the syntax check fails. Expected paths come from ``raw_output_metric`` when the
+task carries it, else they are derived from the task (``expected.py``).
+
+Pure: no pytest, no vLLM, no file or network access; any generation, however hostile, yields a
+``TaskScore`` with reasons instead of an exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+from .expected import ANY_ROOT, expected_paths
+from .extract import Mode, as_returned, extract_code, normalise_newlines
+from .formats import ParseResult, SyntaxErrorInfo, parse
+from .paths import PathCheck, check_path
+from .tasks import Task
+
+PathsSource = Literal["task", "derived"]
+# explain() lists at most this many missing paths; the full list is in to_dict().
+EXPLAIN_MAX_PATHS = 8
+# What a truncated document most often fails with, per parser.
+_TRUNCATION_HINTS = (
+    "Expecting",
+    "Unterminated",
+    "unclosed token",
+    "no element found",
+    "end of stream",
+    "unexpected end",
+    "Unbalanced",
+    "Key group not on a line by itself",
+)
+
+
+@dataclass(frozen=True)
+class TaskScore:
+    task_id: str
+    task_name: str
+    output_type: str
+    kind: str
+    score: float
+    syntax_ok: bool
+    strict_ok: bool
+    key_score: float
+    paths_source: PathsSource
+    expected_paths: tuple[str, ...]
+    found_paths: tuple[str, ...]
+    missing_paths: tuple[str, ...]
+    stripped: tuple[str, ...]
+    syntax_error: SyntaxErrorInfo | None
+    truncated: bool
+    reasons: tuple[str, ...]
+    code: str = field(repr=False)
+    finish_reason: str = "unknown"
+    mode: str = "upstream"
+
+    @property
+    def perfect(self) -> bool:
+        return self.score >= 1.0
+
+    def explain(self) -> str:
+        """A few lines for a pytest failure: score, syntax error, missing paths, stripping."""
+        lines = [
+            f"{self.task_id} ({self.task_name}): score {self.score:.2f} "
+            f"= 0.2*syntax {int(self.syntax_ok)} + 0.8*keys {self.key_score:.2f} "
+            f"[{len(self.found_paths)}/{len(self.expected_paths)} {self.paths_source} paths]"
+        ]
+        if self.syntax_error is not None:
+            lines.append(f"  syntax error: {self.syntax_error}")
+        if self.missing_paths:
+            shown = ", ".join(self.missing_paths[:EXPLAIN_MAX_PATHS])
+            more = len(self.missing_paths) - EXPLAIN_MAX_PATHS
+            lines.append(f"  missing: {shown}" + (f" and {more} more" if more > 0 else ""))
+        if self.stripped:
+            validity = "valid as returned" if self.strict_ok else "valid only after extraction" if self.syntax_ok else "invalid"
+            lines.append(f"  stripped: {', '.join(self.stripped)} ({validity})")
+        if self.truncated:
+            lines.append(f"  truncated: output ended mid-document (finish_reason {self.finish_reason})")
+        for reason in self.reasons:
+            if not reason.startswith(("syntax error", "missing")):
+                lines.append(f"  note: {reason}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        for key in ("expected_paths", "found_paths", "missing_paths", "stripped", "reasons"):
+            data[key] = list(data[key])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> TaskScore:
+        values = dict(data)
+        error = values.get("syntax_error")
+        values["syntax_error"] = SyntaxErrorInfo(**error) if isinstance(error, Mapping) else None
+        for key in ("expected_paths", "found_paths", "missing_paths", "stripped", "reasons"):
+            values[key] = tuple(values.get(key) or ())
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in values.items() if k in known})  # type: ignore[arg-type]
+
+
+def _looks_truncated(error: SyntaxErrorInfo | None, code: str, finish_reason: str) -> bool:
+    if finish_reason == "length":
+        return True
+    if error is None:
+        return False
+    if error.line is not None and error.line >= code.count("\n") + 1 and any(
+        hint.lower() in error.message.lower() for hint in _TRUNCATION_HINTS
+    ):
+        return True
+    return "no element found" in error.message or "unclosed token" in error.message
+
+
+def _xml_views(value: object) -> list[object]:
+    """Trees a derived XML path may start from: the document, then inside one wrapper element.
+
+    Derived paths cannot know whether the hidden metric roots at the source's top element or
+    at a generic wrapper (``<root><museum>…``, the form many fine-tuned models emit); the
+    official scores of such answers show the grader accepts them, so one wrapper is skipped.
+    """
+    views = [value]
+    if isinstance(value, dict) and len(value) == 1:
+        inner = next(iter(value.values()))
+        if isinstance(inner, dict) and len(inner) == 1:
+            views.append(inner)
+    return views
+
+
+def _check(path: str, value: object, *, derived_xml: bool) -> PathCheck:
+    if not derived_xml:
+        return check_path(value, path)
+    if path.startswith(ANY_ROOT):
+        # Unknown root element: check under whichever element the answer made the root.
+        rest = path[len(ANY_ROOT) :].lstrip(".")
+        views = [next(iter(v.values())) for v in _xml_views(value) if isinstance(v, dict) and len(v) == 1]
+        path = rest
+    else:
+        views = _xml_views(value)
+    last = PathCheck(False)
+    for view in views:
+        last = check_path(view, path)
+        if last.found:
+            return last
+    return last
+
+
+def score_task(
+    task: Task,
+    generation: str,
+    *,
+    mode: Mode = "upstream",
+    finish_reason: str = "unknown",
+) -> TaskScore:
+    """Score ``generation`` for ``task``; ``mode`` picks upstream (default) or strict parsing."""
+    extraction = extract_code(generation, mode=mode)
+    code = normalise_newlines(extraction.code)
+    parsed: ParseResult = parse(code, task.fmt, mode=mode)
+    # "Valid as returned": what a strict consumer (json.loads on the reply) would accept.
+    strict = parse(normalise_newlines(as_returned(generation)), task.fmt, mode="strict")
+    paths_source: PathsSource = "task" if task.raw_output_metric is not None else "derived"
+    expected = expected_paths(task)
+    reasons: list[str] = []
+    found: list[str] = []
+    missing: list[str] = []
+    budget_hit = False
+    derived_xml = paths_source == "derived" and task.fmt == "xml"
+    if parsed.ok:
+        for path in expected:
+            check = _check(path, parsed.value, derived_xml=derived_xml)
+            budget_hit = budget_hit or check.exhausted
+            (found if check.found else missing).append(path)
+    else:
+        missing = list(expected)
+    keys = len(found) / len(expected) if parsed.ok and expected else 0.0
+    score = round(0.2 * int(parsed.ok) + 0.8 * keys, 2)
+    truncated = _looks_truncated(parsed.error, code, finish_reason)
+
+    if parsed.error is not None:
+        reasons.append(f"syntax error: {parsed.error}")
+    if not code:
+        reasons.append("no code in the generation")
+    if not expected:
+        reasons.append("no expected paths for this task, so keys score 0")
+    if parsed.ok and missing:
+        reasons.append(f"missing {len(missing)} of {len(expected)} paths")
+    if budget_hit:
+        reasons.append("path walk stopped by the work budget (alias graph or huge list)")
+    if extraction.decode_failed:
+        reasons.append("unicode_escape decode failed and was skipped, as upstream does")
+    if parsed.ok and not strict.ok:
+        reasons.append("valid only after extraction" if extraction.source != "whole" else "valid only under upstream parsing")
+    if truncated:
+        reasons.append("output ended mid-document")
+
+    return TaskScore(
+        task_id=task.task_id,
+        task_name=task.task_name,
+        output_type=task.output_type,
+        kind=task.kind,
+        score=score,
+        syntax_ok=parsed.ok,
+        strict_ok=strict.ok,
+        key_score=round(keys, 4),
+        paths_source=paths_source,
+        expected_paths=tuple(expected),
+        found_paths=tuple(found),
+        missing_paths=tuple(missing),
+        stripped=extraction.stripped,
+        syntax_error=parsed.error,
+        truncated=truncated,
+        reasons=tuple(reasons),
+        code=code,
+        finish_reason=finish_reason,
+        mode=mode,
+    )

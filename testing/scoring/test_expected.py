@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from pytest_structeval.expected import expected_paths, query_code, requirements
+from pytest_structeval.tasks import Task
+
+
+def _task(name: str, output: str, query: str, metric: tuple[str, ...] | None = None) -> Task:
+    return Task("t1", name, query, output, metric)  # type: ignore[arg-type]
+
+
+def test_task_metric_wins():
+    assert expected_paths(_task("Text to JSON", "JSON", "q", ("a.b",))) == ("a.b",)
+
+
+GEN = """Please output JSON code:
+
+Task:
+Summarize an ecosystem.
+
+Feature Requirements:
+1. The field name is 'name', which is a string, located directly within the 'ecosystem' object.
+2. The key 'latitude' is a number, nested inside 'location', which itself is within 'ecosystem'.
+3. The key 'scientific_name' is a string (e.g., 'Quercus'), located in the first element of the 'plant_species' list inside 'ecosystem'.
+4. The artist field in ecosystem.rooms[0].artworks.* specifies the creator of each artwork.
+5. The trait_name field within each element of the traits list inside ecosystem.species[0] must be a string.
+"""
+
+
+def test_requirements_split():
+    assert len(requirements(GEN)) == 5
+
+
+def test_generation_paths_follow_requirements():
+    assert expected_paths(_task("Text to JSON", "JSON", GEN)) == (
+        "ecosystem.name",
+        "ecosystem.location.latitude",
+        "ecosystem.plant_species[0].scientific_name",
+        "ecosystem.rooms[0].artworks.*.artist",
+        "ecosystem.species[0].traits.*.trait_name",
+    )
+
+
+def test_text_to_csv_checks_headers():
+    query = "Please output CSV code:\n\nFeature Requirements:\n1. The recipe_id field must be a string.\n2. The habitat.region field is a string.\n"
+    assert expected_paths(_task("Text to CSV", "CSV", query)) == ("csv::recipe_id", "csv::habitat.region")
+
+
+def test_csv_to_json_nests_dotted_and_indexed_headers():
+    query = "Please convert the following CSV code to JSON code.\\n\\n<code>name,system.star,moons[0].name\nA,B,C\n</code>"
+    assert query_code(query).startswith("name,")
+    assert expected_paths(_task("CSV to JSON", "JSON", query)) == ("name", "system.star", "moons[0].name")
+
+
+def test_xml_to_json_collapses_wrappers():
+    query = "convert XML to JSON.\\n\\n<code><galaxy><systems><system><n>A</n></system><system><n>B</n></system></systems><moons><moon>x</moon></moons></galaxy></code>"
+    assert expected_paths(_task("XML to JSON", "JSON", query)) == ("galaxy.systems[0].n", "galaxy.systems[1].n", "galaxy.moons")
+
+
+def test_json_to_xml_keeps_root_and_stops_at_lists():
+    query = 'convert.\\n\\n<code>{"library": {"name": "L", "books": [{"t": 1}, {"t": 2}]}}</code>'
+    assert expected_paths(_task("JSON to XML", "XML", query)) == ("library.name", "library.books")
+
+
+def test_yaml_to_csv_uses_record_keys():
+    query = "convert.\\n\\n<code>\nplanets:\n  - name: A\n    mass: 1\n  - name: B\n    mass: 2\n</code>"
+    assert expected_paths(_task("YAML to CSV", "CSV", query)) == ("csv::name", "csv::mass")
+
+
+def test_csv_to_xml_has_open_root():
+    query = "convert.\\n\\n<code>a,b.c\n1,2\n</code>"
+    assert expected_paths(_task("CSV to XML", "XML", query)) == ("<root>.a", "<root>.b.c")

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pytest_structeval.extract import extract_code, preprocess
+
+
+def test_fence_with_prose_around():
+    ex = extract_code('Sure!\n```json\n{"a": 1}\n```\nDone.')
+    assert ex.code == '{"a": 1}'
+    assert {"fence", "prose_before", "prose_after"} <= set(ex.stripped)
+
+
+def test_unclosed_fence_runs_to_end():
+    assert extract_code('```json\n{"a": 1}\n').code == '{"a": 1}'
+
+
+def test_first_fence_wins_even_with_wrong_language():
+    assert extract_code('```yaml\na: 1\n```\n```json\n{"b": 2}\n```').code == "a: 1"
+
+
+def test_begin_code_tags_and_missing_end_tag():
+    assert extract_code('<|BEGIN_CODE|>\n{"a": 1}\n<|END_CODE|>').code == '{"a": 1}'
+    ex = extract_code('blah <|begin_code|>{"a": 1}')
+    assert ex.code == '{"a": 1}' and "begin_code" in ex.stripped and "prose_before" in ex.stripped
+
+
+def test_fence_beats_begin_code():
+    assert extract_code('<|BEGIN_CODE|>x<|END_CODE|>\n```\ny\n```').code == "y"
+
+
+def test_code_tag_is_kept_upstream_but_recognised_in_strict():
+    assert extract_code("<code>\n{}\n</code>").code == "<code>\n{}\n</code>"
+    assert extract_code("<code>\n{}\n</code>", mode="strict").code == "{}"
+
+
+def test_think_handling():
+    assert extract_code('<think>\n\n</think>\n\n{"a": 1}').code == '{"a": 1}'
+    assert "think" in extract_code('<think>\n\n</think>\n\n{"a": 1}').stripped
+    assert extract_code('<think>\nreasoning\n</think>\n\n{"a": 1}').code.startswith("<think>")
+
+
+def test_one_line_fence_and_inline_backticks():
+    text = '```json {"a": 1} ```'
+    assert extract_code(text).code == text
+    assert extract_code('Use ```inline``` then\n```json\n{"a": 1}\n```').code == ""
+
+
+def test_entities_and_unicode_escape():
+    assert extract_code("&lt;a&gt;1&lt;/a&gt;").code == "<a>1</a>"
+    assert extract_code('{"a": "x\\ny"}').code == '{"a": "x\ny"}'
+    assert extract_code("Café").code == "CafÃ©"
+    # a bad escape makes the decode raise; upstream keeps the text
+    ex = extract_code("bad \\U12 escape")
+    assert ex.code == "bad \\U12 escape" and ex.decode_failed
+
+
+def test_strict_mode_skips_decode():
+    assert extract_code('{"a": "x\\ny"}', mode="strict").code == '{"a": "x\\ny"}'
+
+
+def _reference(text: str) -> str:
+    """The upstream regexes, for equivalence on small inputs."""
+    text, _, _ = preprocess(text)
+    pattern_a = r"<\|BEGIN_CODE\|>[ \t]*\n?(.*?)(?:<\|END_CODE\|>|$)"
+    pattern_b = r"```[^\n]*\n(.*?)(?:```|$)"
+    flags = re.DOTALL | re.IGNORECASE
+    found = re.search(f"{pattern_a}|{pattern_b}", text, flags)
+    code = (found.group(1) if found.group(1) is not None else found.group(2)).strip() if found else text.strip()
+    fence = re.search(pattern_b, text, flags)
+    if fence:
+        code = fence.group(1).strip()
+    return code
+
+
+_pieces = st.lists(
+    st.sampled_from(["```", "```json", "\n", "<|BEGIN_CODE|>", "<|END_CODE|>", "a: 1", " ", "x", "`", "{}"]),
+    max_size=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_pieces)
+def test_extraction_matches_upstream_regexes(pieces):
+    text = "".join(pieces)
+    assert extract_code(text).code == _reference(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200))
+def test_extraction_never_raises(text):
+    ex = extract_code(text)
+    assert isinstance(ex.code, str)

@@ -1,0 +1,77 @@
+"""Hostile generations: each is scored (never raises) within 1 s and 200 MB, usually to 0."""
+
+from __future__ import annotations
+
+import time
+import tracemalloc
+
+import pytest
+
+from pytest_structeval.score import score_task
+from pytest_structeval.tasks import Task
+
+LAUGHS = (
+    '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+    + "".join(f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">' for i in range(1, 10))
+    + "]><lolz>&lol9;</lolz>"
+)
+YAML_BOMB = "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)
+)
+
+# (name, output_type, generation, expect_zero)
+CASES = [
+    ("xml_billion_laughs", "XML", LAUGHS, True),
+    ("xml_external_entity", "XML", '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>', True),
+    ("xml_external_dtd", "XML", '<!DOCTYPE r SYSTEM "http://127.0.0.1:9/evil.dtd"><r>&x;</r>', False),  # never fetched; expat skips the entity
+    ("xml_parameter_entity", "XML", '<!DOCTYPE r [<!ENTITY % p SYSTEM "http://127.0.0.1:9/p">%p;]><r/>', True),
+    ("yaml_alias_bomb", "YAML", YAML_BOMB, False),
+    ("yaml_python_object_tag", "YAML", "a: !!python/object/apply:os.system ['echo pwned']", True),
+    ("yaml_python_name_tag", "YAML", "!!python/name:builtins.exec", True),
+    ("json_deep_nesting", "JSON", "[" * 100_000 + "]" * 100_000, True),
+    ("yaml_deep_flow_nesting", "YAML", "[" * 100_000 + "]" * 100_000, True),
+    ("toml_deep_nesting", "TOML", "a = " + "[" * 100_000 + "]" * 100_000, True),
+    ("xml_deep_nesting", "XML", "<a>" * 100_000 + "</a>" * 100_000, False),
+    ("yaml_deep_block_nesting", "YAML", "".join(" " * i + f"k{i}:\n" for i in range(2000)), True),
+    ("json_multi_mb", "JSON", '{"a": "' + "x" * 5_000_000 + '"}', True),
+    ("csv_multi_mb_field", "CSV", "a,b\n" + "x" * 3_000_000, False),
+    ("nul_bytes", "JSON", '{"a": "\x00\x00"}\x00', True),
+    ("yaml_nul_bytes", "YAML", "a: \x00", True),
+    ("lone_surrogates", "JSON", '{"a": "\ud800\udfff\ud800"}', True),
+    ("escaped_surrogate", "JSON", '{"a": "\\ud800"}', True),
+    ("fence_soup", "JSON", "```" * 300_000, True),
+    ("fence_soup_newlines", "JSON", "```x\n" * 200_000, True),
+    ("begin_code_soup", "JSON", "<|BEGIN_CODE|>" * 100_000, True),
+    ("think_flood", "JSON", "<think>" * 100_000 + "{}", True),
+    ("backslash_flood", "JSON", "\\" * 1_000_001, True),
+    ("empty", "JSON", "", True),
+    ("only_whitespace", "TOML", " \n\t " * 1000, True),
+    ("toml_huge", "TOML", "a = 1\n" * 200_000, True),
+    ("binary_garbage", "XML", "".join(chr(i % 0x2FF) for i in range(100_000)), True),
+    ("yaml_huge_keys", "YAML", "\n".join(f"k{i}: {i}" for i in range(200_000)), True),
+]
+
+
+@pytest.mark.parametrize(("name", "output_type", "generation", "expect_zero"), CASES, ids=[c[0] for c in CASES])
+def test_hostile_generation_is_scored_within_bounds(name, output_type, generation, expect_zero):
+    task = Task("h1", f"Text to {output_type}", "Please output code", output_type, ("a", "csv::a", "k0.k1"))
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        result = score_task(task, generation)
+    finally:
+        elapsed = time.perf_counter() - start
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    # Generous against CI noise: tracemalloc slows allocation-heavy code down.
+    assert elapsed < 3.0, f"{name} took {elapsed:.2f} s"
+    assert peak < 200 * 2**20, f"{name} peaked at {peak / 2**20:.0f} MiB"
+    assert 0.0 <= result.score <= 1.0
+    if expect_zero:
+        assert result.score == 0.0 and result.reasons, result.explain()
+    result.explain()
+    result.to_dict()
+
+
+def test_corpus_has_at_least_twenty_kinds():
+    assert len({c[0] for c in CASES}) >= 20

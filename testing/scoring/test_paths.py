@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pytest_structeval.formats import parse
+from pytest_structeval.paths import PathSyntaxError, check_path, path_exists, tokenize_path
+
+
+def test_tokenize():
+    assert tokenize_path("a.b[0].c") == ["a", "b", "[0]", "c"]
+    assert tokenize_path("`x.y`.z") == ["x.y", "z"]
+    assert tokenize_path("museum.galleries[0].artworks.*.title") == ["museum", "galleries", "[0]", "artworks", "*", "title"]
+    assert tokenize_path("a..b") == ["a", "b"] and tokenize_path(".a") == ["a"]
+    assert tokenize_path("csv::a.b[0]") == ["csv::a.b[0]"]
+    with pytest.raises(PathSyntaxError):
+        tokenize_path("a[0")
+
+
+DOC = {"a": {"b": [{"c": 1}]}}
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [("a.b.*.c", True), ("a.b[*].c", False), ("a.b.0.c", False), ("a.*.c", False), ("a.b[-1].c", False), ("", True), ("a.b[0].c", True), ("a[0", False)],
+)
+def test_spec_vectors(path, expected):
+    assert path_exists(DOC, path) is expected
+
+
+def test_backtick_key():
+    assert path_exists({"x.y": 1}, "`x.y`")
+
+
+def test_xml_paths():
+    value = parse(
+        '<library name="City"><book id="b1"><title>A</title></book><book id="b2"><title lang="en">B</title></book>'
+        "<shelf><item>1</item></shelf><empty/></library>",
+        "xml",
+    ).value
+    cases = {
+        "library.@name": True, "library.name": False, "library.book[1].@id": True, "library.book.*.title": True,
+        "library.book[1].title.#text": True, "library.shelf.item[0]": False, "library.empty": True, "library.book[0].id": False,
+    }
+    for path, expected in cases.items():
+        assert path_exists(value, path) is expected, path
+    single = parse("<r><i>1</i></r>", "xml").value
+    assert not path_exists(single, "r.i[0]") and path_exists(single, "r.i")
+
+
+def test_csv_headers():
+    table = parse("name,habitat.region\nx,y", "csv").value
+    assert path_exists(table, "csv::habitat.region") and not path_exists(table, "csv::habitat")
+    assert not path_exists(parse("", "csv").value, "csv::x")
+    assert not path_exists({"x": 1}, "csv::x")  # a literal key lookup on non-CSV output
+
+
+def test_yaml_non_string_keys_do_not_match():
+    value = parse("on: 1\n1: x\n", "yaml").value
+    assert not path_exists(value, "on") and not path_exists(value, "1")
+
+
+def test_budget_stops_alias_graphs():
+    layer: object = [{"x": 0}] * 0 + [[]]
+    for _ in range(30):
+        layer = [layer] * 10
+    result = check_path(layer, ".".join(["*"] * 40) + ".missing", budget=10_000)
+    assert not result.found and result.exhausted
+
+
+_keys = st.text(alphabet="abcxyz_@#", min_size=1, max_size=4)
+_trees = st.recursive(
+    st.none() | st.integers(),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(_keys, children, max_size=3),
+    max_leaves=12,
+)
+
+
+def _walk(node, tokens):
+    """Direct transcription of the recursive upstream matcher, as an oracle."""
+    if not tokens:
+        return True
+    token, rest = tokens[0], tokens[1:]
+    if isinstance(node, dict) and "csv_headers" in node and token.startswith("csv::"):
+        return isinstance(node["csv_headers"], list) and token[5:] in node["csv_headers"] and not rest
+    if token == "*":
+        return isinstance(node, list) and any(_walk(item, rest) for item in node)
+    if token.startswith("[") and token.endswith("]"):
+        try:
+            index = int(token[1:-1])
+        except ValueError:
+            return False
+        return isinstance(node, list) and 0 <= index < len(node) and _walk(node[index], rest)
+    if isinstance(node, dict):
+        if token in node:
+            return _walk(node[token], rest)
+        if token.startswith("@") and token[1:] in node:
+            return _walk(node[token[1:]], rest)
+    return False
+
+
+_path_parts = st.lists(st.sampled_from(["a", "b", "x", "@a", "#b", "*", "[0]", "[1]", "[-1]", "[*]", "`a.b`"]), max_size=5)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_trees, _path_parts)
+def test_matcher_agrees_with_recursive_oracle(tree, parts):
+    path = ".".join(parts).replace(".[", "[")
+    assert path_exists(tree, path) is _walk(tree, tokenize_path(path))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet="abc_", min_size=1, max_size=4), min_size=1, max_size=5))
+def test_plain_dotted_paths_round_trip(keys):
+    assert tokenize_path(".".join(keys)) == keys
+    tree: object = 1
+    for key in reversed(keys):
+        tree = {key: tree}
+    assert path_exists(tree, ".".join(keys))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=30))
+def test_tokenize_never_crashes_except_unclosed_bracket(path):
+    try:
+        tokens = tokenize_path(path)
+    except PathSyntaxError:
+        assert "[" in path
+    else:
+        assert all(tokens)

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import json
+
+from pytest_structeval.score import TaskScore, score_task
+from pytest_structeval.tasks import Task
+
+
+def _task(output: str, paths: tuple[str, ...] | None, name: str = "Text to JSON") -> Task:
+    return Task("t1", name, "Please output code", output, paths)  # type: ignore[arg-type]
+
+
+def test_formula_and_rounding():
+    task = _task("JSON", ("a", "b", "c"))
+    result = score_task(task, '{"a": 1, "b": 2}')
+    assert result.syntax_ok and result.key_score == round(2 / 3, 4)
+    assert result.score == round(0.2 + 0.8 * 2 / 3, 2) == 0.73
+    assert result.found_paths == ("a", "b") and result.missing_paths == ("c",)
+
+
+def test_spec_vector_decode_breaks_json():
+    result = score_task(_task("JSON", ("a",)), '```json\n{"a": "x\\ny"}\n```')
+    assert not result.syntax_ok and result.score == 0.0 and result.syntax_error is not None
+
+
+def test_fenced_is_valid_only_after_extraction():
+    result = score_task(_task("JSON", ("a",)), 'Here:\n```json\n{"a": 1}\n```')
+    assert result.score == 1.0 and result.syntax_ok and not result.strict_ok
+    assert "fence" in result.stripped and "prose_before" in result.stripped
+    assert "valid only after extraction" in result.explain()
+
+
+def test_prose_yaml_gets_syntax_only():
+    result = score_task(_task("YAML", ("planet.name",)), "Here is the YAML you asked for.")
+    assert result.score == 0.2 and result.syntax_ok and not result.strict_ok
+
+
+def test_empty_csv_scores_syntax_only():
+    result = score_task(_task("CSV", ("csv::x",), "Text to CSV"), "")
+    assert result.score == 0.2
+
+
+def test_truncation_is_reported():
+    result = score_task(_task("JSON", ("a",)), '{"a": {"b": [1, 2', finish_reason="length")
+    assert result.truncated and "truncated" in result.explain()
+    assert score_task(_task("JSON", ("a",)), '{"a": {"b": [1, 2').truncated
+
+
+def test_derived_paths_when_task_has_none():
+    task = Task("t2", "JSON to YAML", 'convert.\\n\\n<code>{"p": {"n": 1}}</code>', "YAML")
+    result = score_task(task, "p:\n  n: 1\n")
+    assert result.paths_source == "derived" and result.expected_paths == ("p.n",) and result.score == 1.0
+
+
+def test_explain_caps_missing_list():
+    task = _task("JSON", tuple(f"k{i}" for i in range(20)))
+    text = score_task(task, '{"z": 1}').explain()
+    assert "and 12 more" in text and "syntax 1" in text
+
+
+def test_dict_round_trip_is_json_safe():
+    result = score_task(_task("JSON", ("a",)), "{oops")
+    data = json.loads(json.dumps(result.to_dict()))
+    again = TaskScore.from_dict(data)
+    assert again == result and again.syntax_error is not None and again.syntax_error.line == 1
+
+
+def test_strict_mode():
+    task = _task("YAML", ("a",))
+    assert score_task(task, "just prose", mode="strict").score == 0.0
+    assert score_task(task, "<code>\na: 1\n</code>", mode="strict").score == 1.0
