@@ -1,0 +1,60 @@
+"""Shared helpers for the project's own tests (the evaluation suite itself is in tests/)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SUITE = REPO / "tests" / "test_structeval.py"
+SHARED_DATA = REPO.parent / "shared" / "data"
+OPEN150 = REPO / "data" / "open150.json"
+OPEN150_ANSWERS = REPO / "data" / "open150.answers.json"
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """../shared/data (real competition files); a user's clone has none, so skip there."""
+    if not (SHARED_DATA / "public_150.json").exists():
+        pytest.skip("../shared/data is not present in this checkout")
+    return SHARED_DATA
+
+
+@dataclass
+class SuiteRun:
+    result: pytest.RunResult
+    out: Path
+
+    @property
+    def report(self) -> dict[str, Any]:
+        return json.loads((self.out / "report.json").read_text(encoding="utf-8"))
+
+    @property
+    def inference(self) -> list[dict[str, str]]:
+        return json.loads((self.out / "inference.json").read_text(encoding="utf-8"))
+
+
+class Suite:
+    """A pytester directory holding the evaluation suite; ``run`` returns result and outputs."""
+
+    def __init__(self, pytester: pytest.Pytester) -> None:
+        self.pytester = pytester
+        pytester.makepyfile(test_structeval=SUITE.read_text(encoding="utf-8"))
+        self.out = pytester.path / "out"
+
+    def run(self, *args: str, subprocess: bool = False) -> SuiteRun:
+        argv = [f"--out={self.out}", *args]
+        if subprocess:
+            result = self.pytester.runpytest_subprocess(*argv)
+        else:
+            result = self.pytester.runpytest(*argv)
+        return SuiteRun(result, self.out)
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester) -> Suite:
+    return Suite(pytester)
