@@ -15,10 +15,13 @@ from .score import TaskScore
 FORMATS: tuple[str, ...] = ("JSON", "YAML", "TOML", "XML", "CSV")
 
 # Weights proportional to each format's task count in public_150.json (JSON 50, YAML 35,
-# TOML 25, XML 20, CSV 20). The organisers only say "per-format averages combined with their
-# own weights"; weighting a format by how many tasks it has is the reading that keeps every task
-# worth the same, and on the five scored submissions in ../shared/data it tracks the official
-# scores better (r 0.991) than equal weights (r 0.975), with no per-file fitting.
+# TOML 25, XML 20, CSV 20), so the overall equals the plain task mean. The organisers only say
+# "averaging the score within each format and then applying their own weights" (spec §4.2);
+# count weights are the reading that keeps every task worth the same, as the upstream CLI does.
+# On the five scored submissions in ../shared/data (derived paths, no per-file fitting) they
+# track the official scores better than equal weights of 0.2 per format: Pearson r 0.992 vs
+# 0.977, MAE 0.031 vs 0.036. Neither meets MAE <= 0.02: the estimate sits ~0.03 above the
+# official score on four of five files, a level offset the weights cannot explain.
 DEFAULT_FORMAT_WEIGHTS: Mapping[str, float] = {"JSON": 50.0, "YAML": 35.0, "TOML": 25.0, "XML": 20.0, "CSV": 20.0}
 
 

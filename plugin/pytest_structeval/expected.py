@@ -11,6 +11,8 @@ dataset was built (scoring-spec §3.3-3.4):
   target's conventions: dotted and indexed CSV headers become nested paths, XML wrapper
   elements around a repeated child collapse into a list, lists of objects are checked element by
   element (``[0]``, ``[1]``…) as upstream metrics index them, and CSV targets check the header row.
+  XML targets keep the same element-by-element paths; the scorer accepts a list written either as
+  a repeated element or as a wrapper around one (``score._xml_walk``).
 
 Path sets stay modest (leaves only, no values, lists of scalars checked as one key), because the grader checks existence
 only and a bloated set would dilute the keys a model is actually judged on.
@@ -33,6 +35,7 @@ from .tasks import Task
 ANY_ROOT = "<root>"
 
 _CODE = re.compile(r"<code>(.*)</code>", re.DOTALL | re.IGNORECASE)
+_CODE_OPEN = re.compile(r"<code>(.*)", re.DOTALL | re.IGNORECASE)  # some queries never close the tag
 _REQUIREMENTS = re.compile(r"Feature Requirements:?(.*)", re.DOTALL | re.IGNORECASE)
 _NUMBERED = re.compile(r"(?:^|\n|\\n)\s*\d+[.)]\s+(.*?)(?=(?:\n|\\n)\s*\d+[.)]\s+|\Z)", re.DOTALL)
 
@@ -55,6 +58,8 @@ _BARE_AFTER_PREP = re.compile(
     r"\b(?:within|inside|under|in|of|into|beneath|below|from|at)\s+(?:the\s+)?(%s)\b(?!')" % _IDENT,
     re.IGNORECASE,
 )
+# A requirement that opens with a snake_case or camelCase identifier names that column.
+_LEADING_COLUMN = re.compile(r"([a-z][a-z0-9]*(?:_[A-Za-z0-9]+)+|[a-z]+(?:[A-Z][a-z0-9]*)+)\b")
 _ORDINALS = {"first": "[0]", "initial": "[0]", "second": "[1]", "third": "[2]", "fourth": "[3]"}
 _EACH = re.compile(r"\b(?:each|every|all)\b", re.IGNORECASE)
 _ORDINAL = re.compile(r"\b(first|initial|second|third|fourth)\b", re.IGNORECASE)
@@ -77,7 +82,7 @@ _EXAMPLES = re.compile(
 
 def query_code(query: str) -> str | None:
     """The source document of a conversion query (the text between ``<code>`` and ``</code>``)."""
-    found = _CODE.search(query)
+    found = _CODE.search(query) or _CODE_OPEN.search(query)
     return found.group(1) if found else None
 
 
@@ -231,6 +236,9 @@ def _generation_paths(task: Task) -> tuple[str, ...]:
             mentions = _mentions(item, _vocabulary([item]))
             if mentions:
                 names.append(CSV_PREFIX + mentions[0][2])
+            elif leading := _LEADING_COLUMN.match(item):
+                # "artifact_id must be a unique ...": the requirement opens with the header name
+                names.append(CSV_PREFIX + leading.group(1))
         return tuple(dict.fromkeys(names))
     vocab = _vocabulary(items)
     token_lists = [_segments(p) for item in items if (p := requirement_path(item, vocab))]
@@ -243,11 +251,8 @@ def _generation_paths(task: Task) -> tuple[str, ...]:
 
 
 def _xml_target(path: str) -> str:
-    """An XML answer shows a list as a repeated element or a wrapper, so stop at the list."""
-    tokens = _segments(path)
-    for i, token in enumerate(tokens):
-        if _is_index(token):
-            return _render(tokens[:i])
+    """An XML answer shows a list as a repeated element or a wrapper; the scorer accepts both
+    spellings at each list token (``score._xml_walk``), so the path is kept whole."""
     return path
 
 

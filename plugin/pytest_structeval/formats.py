@@ -29,14 +29,20 @@ import yaml
 Mode = Literal["upstream", "strict"]
 FORMATS: tuple[str, ...] = ("json", "yaml", "toml", "xml", "csv")
 
-# A 4096-token generation is at most a few hundred kB; anything larger is hostile, and parsing
-# megabytes of YAML or TOML would blow the per-task time budget.
-MAX_CODE_CHARS = 400_000
+# A 4096-token generation is at most a few tens of kB (the longest in ../shared/data is 50 kB);
+# anything much larger is hostile. The limits keep the worst case of each parser well inside the
+# 1 s per-generation budget on one core (score_task parses twice: upstream and strict view).
+MAX_CODE_CHARS = 200_000
 # Pure-Python PyYAML (what upstream runs) hits the recursion limit near 300 levels, json and
 # toml near 1000; legitimate answers stay far below. The C parsers must never see deeper input.
 MAX_NESTING = 200
-# uiri toml is pure Python and much slower per byte than the other parsers.
-MAX_TOML_CHARS = 150_000
+# PyYAML costs up to ~2.3 us per character and parse on flow or block collections (libyaml
+# scanner, Python constructor); score_task parses twice, so 80 kB is ~0.4 s worst case.
+MAX_YAML_CHARS = 80_000
+# uiri toml is pure Python and the slowest per byte (~10 us per character on arrays of inline
+# tables, ~8 us per character for both parses in score_task); 60 kB keeps the worst case under
+# 0.5 s and still covers any 4096-token answer.
+MAX_TOML_CHARS = 60_000
 
 try:  # libyaml is ~10x faster; its SafeLoader semantics match the pure-Python one.
     _YamlLoader: type = yaml.CSafeLoader
@@ -108,6 +114,8 @@ def _guard(code: str, fmt: str) -> ParseResult | None:
         return _fail(f"output too large to parse ({len(code)} characters, limit {MAX_CODE_CHARS})")
     if fmt == "toml" and len(code) > MAX_TOML_CHARS:
         return _fail(f"TOML too large to parse ({len(code)} characters, limit {MAX_TOML_CHARS})")
+    if fmt == "yaml" and len(code) > MAX_YAML_CHARS:
+        return _fail(f"YAML too large to parse ({len(code)} characters, limit {MAX_YAML_CHARS})")
     if fmt in ("json", "yaml", "toml") and nesting_depth(code) > MAX_NESTING:
         return _fail(f"nesting deeper than {MAX_NESTING} levels")
     try:

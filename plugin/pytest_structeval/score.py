@@ -18,7 +18,7 @@ from typing import Literal
 from .expected import ANY_ROOT, expected_paths
 from .extract import Mode, as_returned, extract_code, normalise_newlines
 from .formats import ParseResult, SyntaxErrorInfo, parse
-from .paths import PathCheck, check_path
+from .paths import DEFAULT_BUDGET, PathCheck, PathSyntaxError, check_path, tokenize_path
 from .tasks import Task
 
 PathsSource = Literal["task", "derived"]
@@ -130,6 +130,53 @@ def _xml_views(value: object) -> list[object]:
     return views
 
 
+def _xml_list(node: object) -> list[object] | None:
+    """The list an XML element stands for: a repeated element, or a wrapper around one.
+
+    ``<moons><moon>a</moon><moon>b</moon></moons>`` is ``{"moon": [...]}`` under ``moons``; a
+    single ``<moon>`` stays a dict (xmltodict makes lists only of repeats), so it is a one-item
+    list here.
+    """
+    if isinstance(node, list):
+        return node
+    if isinstance(node, dict) and len(node) == 1:
+        (inner,) = node.values()
+        if isinstance(inner, list):
+            return inner
+        if isinstance(inner, dict):
+            return [inner]
+    if isinstance(node, dict):
+        return [node]
+    return None
+
+
+def _xml_walk(node: object, tokens: list[str], budget: list[int]) -> bool:
+    """Derived-path walk over an XML answer: list tokens accept either list spelling."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        return False
+    if not tokens:
+        return True
+    token, rest = tokens[0], tokens[1:]
+    if token == "*" or (token.startswith("[") and token.endswith("]")):
+        items = _xml_list(node)
+        if items is None:
+            return False
+        if token == "*":
+            return any(_xml_walk(item, rest, budget) for item in items)
+        try:
+            index = int(token[1:-1])
+        except ValueError:
+            return False
+        return 0 <= index < len(items) and _xml_walk(items[index], rest, budget)
+    if isinstance(node, dict):
+        if token in node:
+            return _xml_walk(node[token], rest, budget)
+        if token.startswith("@") and token[1:] in node:
+            return _xml_walk(node[token[1:]], rest, budget)
+    return False
+
+
 def _check(path: str, value: object, *, derived_xml: bool) -> PathCheck:
     if not derived_xml:
         return check_path(value, path)
@@ -140,12 +187,15 @@ def _check(path: str, value: object, *, derived_xml: bool) -> PathCheck:
         path = rest
     else:
         views = _xml_views(value)
-    last = PathCheck(False)
+    try:
+        tokens = tokenize_path(path)
+    except PathSyntaxError as exc:
+        return PathCheck(False, error=str(exc))
+    budget = [DEFAULT_BUDGET]
     for view in views:
-        last = check_path(view, path)
-        if last.found:
-            return last
-    return last
+        if _xml_walk(view, tokens, budget):
+            return PathCheck(True)
+    return PathCheck(False, exhausted=budget[0] < 0)
 
 
 def score_task(

@@ -56,9 +56,19 @@ def test_xml_to_json_collapses_wrappers():
     assert expected_paths(_task("XML to JSON", "JSON", query)) == ("galaxy.systems[0].n", "galaxy.systems[1].n", "galaxy.moons")
 
 
-def test_json_to_xml_keeps_root_and_stops_at_lists():
+def test_json_to_xml_keeps_root_and_checks_every_list_element():
     query = 'convert.\\n\\n<code>{"library": {"name": "L", "books": [{"t": 1}, {"t": 2}]}}</code>'
-    assert expected_paths(_task("JSON to XML", "XML", query)) == ("library.name", "library.books")
+    assert expected_paths(_task("JSON to XML", "XML", query)) == ("library.name", "library.books[0].t", "library.books[1].t")
+
+
+def test_unclosed_code_tag_still_gives_the_source():
+    query = "Please convert the following CSV code to JSON code.\\n\\n<code>name,system.star\nA,B\n"
+    assert expected_paths(_task("CSV to JSON", "JSON", query)) == ("name", "system.star")
+
+
+def test_text_to_csv_requirement_opening_with_the_column_name():
+    query = "Please output CSV code:\n\nFeature Requirements:\n1. artifact_id must be a unique string.\n2. discoveryDate is the date it was found.\n"
+    assert expected_paths(_task("Text to CSV", "CSV", query)) == ("csv::artifact_id", "csv::discoveryDate")
 
 
 def test_yaml_to_csv_uses_record_keys():

@@ -7,8 +7,13 @@ import tracemalloc
 
 import pytest
 
+from pytest_structeval.formats import MAX_CODE_CHARS, MAX_TOML_CHARS, MAX_YAML_CHARS
 from pytest_structeval.score import score_task
 from pytest_structeval.tasks import Task
+
+# The bound: each hostile generation is scored within 1 s and 200 MB.
+TIME_LIMIT_S = 1.0
+MEMORY_LIMIT = 200 * 2**20
 
 LAUGHS = (
     '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
@@ -49,23 +54,31 @@ CASES = [
     ("toml_huge", "TOML", "a = 1\n" * 200_000, True),
     ("binary_garbage", "XML", "".join(chr(i % 0x2FF) for i in range(100_000)), True),
     ("yaml_huge_keys", "YAML", "\n".join(f"k{i}: {i}" for i in range(200_000)), True),
+    # Just under the pre-parse size limits: the slowest documents each parser still accepts.
+    ("toml_inline_tables_at_limit", "TOML", "a = [" + "{x={y=[1,2]}}, " * (MAX_TOML_CHARS // 15 - 10) + "{x=1}]", False),
+    ("yaml_flow_at_limit", "YAML", "[" + "{a: [1, 2]}, " * (MAX_YAML_CHARS // 13 - 5) + "1]", False),
+    ("yaml_block_at_limit", "YAML", "".join(f"k{i}:\n  - a: 1\n    b: [x, y]\n" for i in range(MAX_YAML_CHARS // 30))[: MAX_YAML_CHARS - 30], False),
+    ("xml_at_limit", "XML", "<r>" + "<a x='1' y='2'><b/></a>" * (MAX_CODE_CHARS // 24 - 1) + "</r>", False),
+    ("csv_at_limit", "CSV", "a,b,c\n" + "1,2,3\n" * (MAX_CODE_CHARS // 6 - 2), False),
 ]
 
 
 @pytest.mark.parametrize(("name", "output_type", "generation", "expect_zero"), CASES, ids=[c[0] for c in CASES])
 def test_hostile_generation_is_scored_within_bounds(name, output_type, generation, expect_zero):
     task = Task("h1", f"Text to {output_type}", "Please output code", output_type, ("a", "csv::a", "k0.k1"))
+    # Time without tracemalloc (it slows allocation-heavy parsing several-fold): CPU time of the
+    # score_task call only, so other processes on the machine do not count against it.
+    start = time.process_time()
+    result = score_task(task, generation)
+    elapsed = time.process_time() - start
+    assert elapsed < TIME_LIMIT_S, f"{name} took {elapsed:.2f} s of CPU"
     tracemalloc.start()
-    start = time.perf_counter()
     try:
-        result = score_task(task, generation)
-    finally:
-        elapsed = time.perf_counter() - start
+        score_task(task, generation)
         _, peak = tracemalloc.get_traced_memory()
+    finally:
         tracemalloc.stop()
-    # Generous against CI noise: tracemalloc slows allocation-heavy code down.
-    assert elapsed < 3.0, f"{name} took {elapsed:.2f} s"
-    assert peak < 200 * 2**20, f"{name} peaked at {peak / 2**20:.0f} MiB"
+    assert peak < MEMORY_LIMIT, f"{name} peaked at {peak / 2**20:.0f} MiB"
     assert 0.0 <= result.score <= 1.0
     if expect_zero:
         assert result.score == 0.0 and result.reasons, result.explain()

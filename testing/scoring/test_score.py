@@ -69,3 +69,14 @@ def test_strict_mode():
     task = _task("YAML", ("a",))
     assert score_task(task, "just prose", mode="strict").score == 0.0
     assert score_task(task, "<code>\na: 1\n</code>", mode="strict").score == 1.0
+
+
+def test_derived_xml_list_paths_accept_repeated_elements_and_wrappers():
+    query = 'convert.\\n\\n<code>{"library": {"name": "L", "books": [{"t": 1}, {"t": 2}]}}</code>'
+    task = Task("t1", "JSON to XML", query, "XML")
+    repeated = "<library><name>L</name><books><t>1</t></books><books><t>2</t></books></library>"
+    wrapped = "<library><name>L</name><books><book><t>1</t></book><book><t>2</t></book></books></library>"
+    partial = "<library><name>L</name><books><book><t>1</t></book></books></library>"
+    assert score_task(task, repeated).score == 1.0
+    assert score_task(task, wrapped).score == 1.0
+    assert score_task(task, partial).score == round(0.2 + 0.8 * 2 / 3, 2)  # second book missing
