@@ -236,6 +236,7 @@ class StructevalSession:
                     tasks_path=str(s.tasks_path),
                     out_dir=str(s.out_dir),
                     gpu_memory_utilization=s.gpu_memory_utilization,
+                    dtype=s.dtype,
                     replay=s.replay,
                 )
             )

