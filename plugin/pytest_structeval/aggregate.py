@@ -18,10 +18,10 @@ FORMATS: tuple[str, ...] = ("JSON", "YAML", "TOML", "XML", "CSV")
 # TOML 25, XML 20, CSV 20), so the overall equals the plain task mean. The organisers only say
 # "averaging the score within each format and then applying their own weights" (spec §4.2);
 # count weights are the reading that keeps every task worth the same, as the upstream CLI does.
-# On the five scored submissions in ../shared/data (derived paths, no per-file fitting) they
-# track the official scores better than equal weights of 0.2 per format: Pearson r 0.992 vs
-# 0.977, MAE 0.031 vs 0.036. Neither meets MAE <= 0.02: the estimate sits ~0.03 above the
-# official score on four of five files, a level offset the weights cannot explain.
+# The weights are not fitted: with derived paths matched as upstream does (XML root and list
+# tokens per xmltodict, conversions to CSV checking every source row; expected.py, score.py)
+# the five scored submissions in ../shared/data track the official scores at Pearson r 0.992,
+# MAE 0.017 (bench/bench_scoring.py prints the table).
 DEFAULT_FORMAT_WEIGHTS: Mapping[str, float] = {"JSON": 50.0, "YAML": 35.0, "TOML": 25.0, "XML": 20.0, "CSV": 20.0}
 
 

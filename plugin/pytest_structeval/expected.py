@@ -10,9 +10,14 @@ dataset was built (scoring-spec §3.3-3.4):
 * X->Y conversions: the leaf paths of the document inside ``<code>…</code>``, written in the
   target's conventions: dotted and indexed CSV headers become nested paths, XML wrapper
   elements around a repeated child collapse into a list, lists of objects are checked element by
-  element (``[0]``, ``[1]``…) as upstream metrics index them, and CSV targets check the header row.
-  XML targets keep the same element-by-element paths; the scorer accepts a list written either as
-  a repeated element or as a wrapper around one (``score._xml_walk``).
+  element (``[0]``, ``[1]``…) as upstream metrics index them. XML targets keep the source's root
+  and the same element-by-element paths, matched with upstream semantics (``xmltodict.unparse``
+  of the source writes a list as a repeated element, which is what ``[i]`` addresses; §3.3).
+* Conversions to CSV check the header row (``csv::<column>``) and one ``csv_rows[i]`` path per
+  source row. Upstream metrics only name headers, but the competition changed the paths (§5.1)
+  and a conversion keeps the whole document: rows are the CSV's list elements, checked one by one
+  like list elements in every other target, and ``csv_rows[i]`` is how a path addresses them in
+  upstream's CSV object (§3.3). A header-only answer to a source with data is a partial conversion.
 
 Path sets stay modest (leaves only, no values, lists of scalars checked as one key), because the grader checks existence
 only and a bloated set would dilute the keys a model is actually judged on.
@@ -33,6 +38,8 @@ from .tasks import Task
 # document with several top-level keys): paths start with this token and the scorer binds it
 # to the root element the model chose.
 ANY_ROOT = "<root>"
+# Upstream's CSV object is {"csv_headers": [...], "csv_rows": [...]} (spec §3.3).
+CSV_ROWS = "csv_rows"
 
 _CODE = re.compile(r"<code>(.*)</code>", re.DOTALL | re.IGNORECASE)
 _CODE_OPEN = re.compile(r"<code>(.*)", re.DOTALL | re.IGNORECASE)  # some queries never close the tag
@@ -251,8 +258,8 @@ def _generation_paths(task: Task) -> tuple[str, ...]:
 
 
 def _xml_target(path: str) -> str:
-    """An XML answer shows a list as a repeated element or a wrapper; the scorer accepts both
-    spellings at each list token (``score._xml_walk``), so the path is kept whole."""
+    """XML paths are written as for JSON; ``xmltodict`` makes a repeated element a list, so
+    ``a.b[0].c`` addresses the first of several ``<b>`` under ``<a>`` (spec §3.3)."""
     return path
 
 
@@ -319,6 +326,12 @@ def _records(value: object) -> list[object] | None:
     return None
 
 
+def _row_paths(count: int) -> tuple[str, ...]:
+    """One path per source data row: a converted CSV keeps every row (``csv_rows`` is upstream's
+    list of data rows, §3.3), as list elements are checked one by one for other targets."""
+    return tuple(f"{CSV_ROWS}[{i}]" for i in range(count))
+
+
 def _csv_target(source: object) -> tuple[str, ...]:
     records = _records(source)
     if records and isinstance(records[0], dict):
@@ -326,9 +339,10 @@ def _csv_target(source: object) -> tuple[str, ...]:
         for record in records[:1]:
             for path in leaf_paths(record):
                 headers[".".join(t for t in path)] = None
-        return tuple(CSV_PREFIX + h.replace(".[0]", "[0]") for h in headers)
+        return tuple(CSV_PREFIX + h.replace(".[0]", "[0]") for h in headers) + _row_paths(len(records))
     if isinstance(source, dict):
-        return tuple(CSV_PREFIX + _render(list(p)).replace("`", "") for p in leaf_paths(source))
+        # one object flattened into one data row
+        return tuple(CSV_PREFIX + _render(list(p)).replace("`", "") for p in leaf_paths(source)) + _row_paths(1)
     return ()
 
 
@@ -339,10 +353,10 @@ def _conversion_paths(task: Task) -> tuple[str, ...]:
     source_fmt = task.input_type.lower()
     target = task.fmt
     if source_fmt == "csv":
-        headers, _rows = _csv_source(code)
+        headers, rows = _csv_source(code)
         headers = [h.strip() for h in headers if h.strip()]
         if target == "csv":
-            return tuple(CSV_PREFIX + h for h in dict.fromkeys(headers))
+            return tuple(CSV_PREFIX + h for h in dict.fromkeys(headers)) + (_row_paths(rows) if headers else ())
         tokens = [[t for t in _segments(h) if t] for h in headers]
         if target == "xml":
             return tuple(dict.fromkeys(_xml_target(_render([ANY_ROOT] + t)) for t in tokens if t))

@@ -18,7 +18,7 @@ from typing import Literal
 from .expected import ANY_ROOT, expected_paths
 from .extract import Mode, as_returned, extract_code, normalise_newlines
 from .formats import ParseResult, SyntaxErrorInfo, parse
-from .paths import DEFAULT_BUDGET, PathCheck, PathSyntaxError, check_path, tokenize_path
+from .paths import PathCheck, check_path
 from .tasks import Task
 
 PathsSource = Literal["task", "derived"]
@@ -115,87 +115,22 @@ def _looks_truncated(error: SyntaxErrorInfo | None, code: str, finish_reason: st
     return "no element found" in error.message or "unclosed token" in error.message
 
 
-def _xml_views(value: object) -> list[object]:
-    """Trees a derived XML path may start from: the document, then inside one wrapper element.
-
-    Derived paths cannot know whether the hidden metric roots at the source's top element or
-    at a generic wrapper (``<root><museum>…``, the form many fine-tuned models emit); the
-    official scores of such answers show the grader accepts them, so one wrapper is skipped.
-    """
-    views = [value]
-    if isinstance(value, dict) and len(value) == 1:
-        inner = next(iter(value.values()))
-        if isinstance(inner, dict) and len(inner) == 1:
-            views.append(inner)
-    return views
-
-
-def _xml_list(node: object) -> list[object] | None:
-    """The list an XML element stands for: a repeated element, or a wrapper around one.
-
-    ``<moons><moon>a</moon><moon>b</moon></moons>`` is ``{"moon": [...]}`` under ``moons``; a
-    single ``<moon>`` stays a dict (xmltodict makes lists only of repeats), so it is a one-item
-    list here.
-    """
-    if isinstance(node, list):
-        return node
-    if isinstance(node, dict) and len(node) == 1:
-        (inner,) = node.values()
-        if isinstance(inner, list):
-            return inner
-        if isinstance(inner, dict):
-            return [inner]
-    if isinstance(node, dict):
-        return [node]
-    return None
-
-
-def _xml_walk(node: object, tokens: list[str], budget: list[int]) -> bool:
-    """Derived-path walk over an XML answer: list tokens accept either list spelling."""
-    budget[0] -= 1
-    if budget[0] < 0:
-        return False
-    if not tokens:
-        return True
-    token, rest = tokens[0], tokens[1:]
-    if token == "*" or (token.startswith("[") and token.endswith("]")):
-        items = _xml_list(node)
-        if items is None:
-            return False
-        if token == "*":
-            return any(_xml_walk(item, rest, budget) for item in items)
-        try:
-            index = int(token[1:-1])
-        except ValueError:
-            return False
-        return 0 <= index < len(items) and _xml_walk(items[index], rest, budget)
-    if isinstance(node, dict):
-        if token in node:
-            return _xml_walk(node[token], rest, budget)
-        if token.startswith("@") and token[1:] in node:
-            return _xml_walk(node[token[1:]], rest, budget)
-    return False
-
-
 def _check(path: str, value: object, *, derived_xml: bool) -> PathCheck:
-    if not derived_xml:
-        return check_path(value, path)
-    if path.startswith(ANY_ROOT):
-        # Unknown root element: check under whichever element the answer made the root.
-        rest = path[len(ANY_ROOT) :].lstrip(".")
-        views = [next(iter(v.values())) for v in _xml_views(value) if isinstance(v, dict) and len(v) == 1]
-        path = rest
-    else:
-        views = _xml_views(value)
-    try:
-        tokens = tokenize_path(path)
-    except PathSyntaxError as exc:
-        return PathCheck(False, error=str(exc))
-    budget = [DEFAULT_BUDGET]
-    for view in views:
-        if _xml_walk(view, tokens, budget):
-            return PathCheck(True)
-    return PathCheck(False, exhausted=budget[0] < 0)
+    """Upstream matching (spec §3.2-3.3) for every path, derived XML paths included.
+
+    An XML answer is the ``xmltodict`` tree, so the first token must be the real root element
+    (a generic ``<root>``/``<code>`` wrapper around ``<museum>`` fails ``museum.*`` paths), and a
+    list token needs a repeated element at that spot (one ``<book>`` is a dict, so ``[0]`` fails;
+    a ``<books><book>…`` wrapper is ``books.book``, not ``books[0]``). Only ``ANY_ROOT`` paths,
+    derived where no source names the root (CSV sources), bind their first token to whichever
+    root element the answer has.
+    """
+    if derived_xml and path.startswith(ANY_ROOT):
+        if not (isinstance(value, dict) and len(value) == 1):
+            return PathCheck(False)
+        value = next(iter(value.values()))
+        path = path[len(ANY_ROOT) :].lstrip(".")
+    return check_path(value, path)
 
 
 def score_task(

@@ -73,7 +73,17 @@ def test_text_to_csv_requirement_opening_with_the_column_name():
 
 def test_yaml_to_csv_uses_record_keys():
     query = "convert.\\n\\n<code>\nplanets:\n  - name: A\n    mass: 1\n  - name: B\n    mass: 2\n</code>"
-    assert expected_paths(_task("YAML to CSV", "CSV", query)) == ("csv::name", "csv::mass")
+    assert expected_paths(_task("YAML to CSV", "CSV", query)) == ("csv::name", "csv::mass", "csv_rows[0]", "csv_rows[1]")
+
+
+def test_csv_to_csv_checks_headers_and_every_source_row():
+    query = "convert.\n\n<code>a,b\n1,2\n3,4\n</code>"
+    assert expected_paths(_task("CSV to CSV", "CSV", query)) == ("csv::a", "csv::b", "csv_rows[0]", "csv_rows[1]")
+
+
+def test_single_object_to_csv_is_one_row():
+    query = 'convert.\n\n<code>{"a": 1, "b": {"c": 2}}</code>'
+    assert expected_paths(_task("JSON to CSV", "CSV", query)) == ("csv::a", "csv::b.c", "csv_rows[0]")
 
 
 def test_csv_to_xml_has_open_root():

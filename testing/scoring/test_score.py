@@ -71,12 +71,31 @@ def test_strict_mode():
     assert score_task(task, "<code>\na: 1\n</code>", mode="strict").score == 1.0
 
 
-def test_derived_xml_list_paths_accept_repeated_elements_and_wrappers():
+def test_derived_xml_paths_use_upstream_xmltodict_semantics():
     query = 'convert.\\n\\n<code>{"library": {"name": "L", "books": [{"t": 1}, {"t": 2}]}}</code>'
     task = Task("t1", "JSON to XML", query, "XML")
     repeated = "<library><name>L</name><books><t>1</t></books><books><t>2</t></books></library>"
     wrapped = "<library><name>L</name><books><book><t>1</t></book><book><t>2</t></book></books></library>"
-    partial = "<library><name>L</name><books><book><t>1</t></book></books></library>"
+    single = "<library><name>L</name><books><t>1</t></books></library>"
+    generic_root = "<root>" + repeated + "</root>"
     assert score_task(task, repeated).score == 1.0
-    assert score_task(task, wrapped).score == 1.0
-    assert score_task(task, partial).score == round(0.2 + 0.8 * 2 / 3, 2)  # second book missing
+    # books.book is a list, books is a dict: books[0] fails (spec §3.3)
+    assert score_task(task, wrapped).score == round(0.2 + 0.8 / 3, 2)
+    # one <books> stays a dict, so [0] fails as upstream
+    assert score_task(task, single).score == round(0.2 + 0.8 / 3, 2)
+    # the first token must be the real root element
+    assert score_task(task, generic_root).score == 0.2
+
+
+def test_csv_source_to_xml_binds_any_root():
+    task = Task("t1", "CSV to XML", "convert.\\n\\n<code>a,b.c\n1,2\n</code>", "XML")
+    assert score_task(task, "<planet><a>1</a><b><c>2</c></b></planet>").score == 1.0
+    assert score_task(task, "<planet>x</planet>").score == 0.2
+
+
+def test_header_only_csv_conversion_is_partial():
+    query = 'convert.\\n\\n<code>[{"a": 1, "b": 2}, {"a": 3, "b": 4}]</code>'
+    task = Task("t1", "JSON to CSV", query, "CSV")
+    assert score_task(task, "a,b\n1,2\n3,4\n").score == 1.0
+    assert score_task(task, "a,b\n").score == round(0.2 + 0.8 * 2 / 4, 2)
+    assert score_task(task, "a,b\n1,2\n").score == round(0.2 + 0.8 * 3 / 4, 2)
