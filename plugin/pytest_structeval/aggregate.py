@@ -12,7 +12,8 @@ from statistics import fmean
 
 from .score import TaskScore
 
-FORMATS: tuple[str, ...] = ("JSON", "YAML", "TOML", "XML", "CSV")
+# Lower-case, as --format-weights, the pytest markers and report.json name them.
+FORMATS: tuple[str, ...] = ("json", "yaml", "toml", "xml", "csv")
 
 # Weights proportional to each format's task count in public_150.json (JSON 50, YAML 35,
 # TOML 25, XML 20, CSV 20), so the overall equals the plain task mean. The organisers only say
@@ -22,7 +23,9 @@ FORMATS: tuple[str, ...] = ("JSON", "YAML", "TOML", "XML", "CSV")
 # tokens per xmltodict, conversions to CSV checking every source row; expected.py, score.py)
 # the five scored submissions in ../shared/data track the official scores at Pearson r 0.992,
 # MAE 0.017 (bench/bench_scoring.py prints the table).
-DEFAULT_FORMAT_WEIGHTS: Mapping[str, float] = {"JSON": 50.0, "YAML": 35.0, "TOML": 25.0, "XML": 20.0, "CSV": 20.0}
+DEFAULT_FORMAT_WEIGHTS: Mapping[str, float] = {
+    "json": 50.0, "yaml": 35.0, "toml": 25.0, "xml": 20.0, "csv": 20.0
+}
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -39,14 +42,14 @@ def format_weighted(by_format: Mapping[str, float | None], weights: Mapping[str,
 
 
 def summarize(scores: Sequence[TaskScore], *, weights: Mapping[str, float] | None = None) -> dict[str, object]:
-    weights = dict(DEFAULT_FORMAT_WEIGHTS if weights is None else weights)
+    weights = {k.lower(): v for k, v in (DEFAULT_FORMAT_WEIGHTS if weights is None else weights).items()}
     for fmt, weight in weights.items():
         if weight < 0:
             raise ValueError(f"format weight for {fmt} must be >= 0, got {weight}")
     by_format: dict[str, dict[str, object]] = {}
     means: dict[str, float | None] = {}
     for fmt in FORMATS:
-        group = [s for s in scores if s.output_type.upper() == fmt]
+        group = [s for s in scores if s.output_type.lower() == fmt]
         means[fmt] = _mean([s.score for s in group])
         by_format[fmt] = {
             "n": len(group),

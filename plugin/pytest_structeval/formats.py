@@ -50,6 +50,9 @@ except AttributeError:  # pragma: no cover - pyyaml built without libyaml
     _YamlLoader = yaml.SafeLoader
 
 
+MESSAGE_SHOWN = 160
+
+
 @dataclass(frozen=True)
 class SyntaxErrorInfo:
     """Why a parse failed; line and column are 1-based, None when the parser gave none."""
@@ -62,7 +65,9 @@ class SyntaxErrorInfo:
         where = f"line {self.line}" if self.line is not None else ""
         if self.line is not None and self.column is not None:
             where += f", column {self.column}"
-        return f"{self.message} ({where})" if where else self.message
+        # Some parsers put the whole parsed document in the message (uiri toml does).
+        message = self.message if len(self.message) <= MESSAGE_SHOWN else self.message[:MESSAGE_SHOWN] + "…"
+        return f"{message} ({where})" if where else message
 
 
 @dataclass(frozen=True)

@@ -186,6 +186,7 @@ class StructevalSession:
     _check_results: dict[str, Any] = field(default_factory=dict)
     _generations: dict[str, Generation] | None = None
     _report: Report | None = None
+    _baseline_scores: dict[str, float] | None = None
 
     @property
     def is_controller(self) -> bool:
@@ -352,9 +353,11 @@ class StructevalSession:
             if score < 1.0:
                 outcome.verdict, outcome.message = "fail", outcome.result.explain()
             return
-        from .gate import task_verdict
+        from .gate import baseline_scores, task_verdict
 
-        before = _baseline_scores(self.baseline).get(outcome.task.task_id)
+        if self._baseline_scores is None:
+            self._baseline_scores = baseline_scores(self.baseline)
+        before = self._baseline_scores.get(outcome.task.task_id)
         verdict = task_verdict(before, score, strict_regressions=self.settings.strict_regressions)
         outcome.verdict = verdict.outcome
         explanation = outcome.result.explain() if score < 1.0 else ""
@@ -461,14 +464,31 @@ class StructevalSession:
                 snapshots[record["snapshot"]] = snapshots.get(record["snapshot"], 0) + 1
         report.summary["snapshots"] = snapshots
         if self.baseline is not None:
-            from .gate import compare
-
-            comparison = compare(
-                {r["task_id"]: r["score"] for r in report.tasks}, self.baseline,
-                current_overall=report.summary["overall"], max_drop=self.settings.max_drop,
-            )
-            report = report.with_comparison(comparison.to_dict())
+            report = report.with_comparison(self.compare_with_baseline(report))
         return report
+
+    def compare_with_baseline(self, report: Report) -> dict[str, Any]:
+        """Compare like with like: when -k/-m/--lf ran a subset of the task file, the baseline's
+        overall is recomputed over the same tasks, the same way."""
+        from .aggregate import summarize
+        from .gate import compare
+
+        assert self.baseline is not None
+        baseline = self.baseline
+        baseline_overall = None
+        if len(self.selected) < len(self.taskset):
+            chosen = {task.task_id for task in self.selected}
+            kept = [t for t in baseline.get("tasks", []) if t["task_id"] in chosen]
+            baseline = {**baseline, "tasks": kept}
+            scored = [TaskScore.from_dict(t) for t in kept if t.get("score") is not None]
+            if scored:
+                baseline_overall = summarize(scored, weights=self.settings.format_weights)["overall"]
+        comparison = compare(
+            {r["task_id"]: r["score"] for r in report.tasks}, baseline,
+            current_overall=report.summary["overall"], max_drop=self.settings.max_drop,
+            baseline_overall=baseline_overall,
+        )
+        return comparison.to_dict()
 
     def write_outputs(self, report: Report) -> None:
         from .html import render_html
@@ -511,10 +531,6 @@ record_key = pytest.StashKey[dict]()
 def _param(item: pytest.Item, name: str) -> Any:
     callspec = getattr(item, "callspec", None)
     return callspec.params.get(name) if callspec is not None else None
-
-
-def _baseline_scores(baseline: dict[str, Any]) -> dict[str, float]:
-    return {t["task_id"]: float(t["score"]) for t in baseline.get("tasks", [])}
 
 
 # -- fixtures -------------------------------------------------------------------------------

@@ -75,7 +75,7 @@ class Report:
             return ["no task was scored"]
         out = [f"{'format':<8}{'n':>5}{'mean':>8}{'parse':>8}{'strict':>8}"]
         for fmt in (t.lower() for t in OUTPUT_TYPES):
-            row = s["by_format"].get(fmt) or s["by_format"][fmt.upper()]
+            row = s["by_format"][fmt]
             if row["n"]:
                 out.append(
                     f"{fmt:<8}{row['n']:>5}{row['mean']:>8.3f}{row['parse_rate']:>8.2f}"
@@ -115,6 +115,10 @@ def write_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
+        # mkstemp creates 0600; reports are meant to be shared, so honour the umask instead.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

@@ -81,8 +81,9 @@ class TaskScore:
             lines.append(f"  stripped: {', '.join(self.stripped)} ({validity})")
         if self.truncated:
             lines.append(f"  truncated: output ended mid-document (finish_reason {self.finish_reason})")
+        shown_above = ("syntax error", "missing", "valid only after extraction", "output ended")
         for reason in self.reasons:
-            if not reason.startswith(("syntax error", "missing")):
+            if not reason.startswith(shown_above):
                 lines.append(f"  note: {reason}")
         return "\n".join(lines)
 

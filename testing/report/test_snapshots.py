@@ -23,7 +23,6 @@ from pytest_structeval.snapshots import (
     unused_snapshots,
 )
 
-pytest_plugins = ["pytester"]
 
 UNUSED = re.compile(r"snapshots? unused|unused snapshots?")
 SLUG = "Qwen--Qwen3-4B-Instruct-2507"

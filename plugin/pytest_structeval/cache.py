@@ -1,0 +1,114 @@
+"""Generation cache on disk: one small JSON file per (identity, prompt).
+
+The key is the sha256 of the canonical JSON of everything that determines the output: the
+backend's identity (model fingerprint, adapter, chat template, sampling parameters, engine
+arguments, vLLM version, ...), the task's prompt and its output format (structured outputs
+constrain decoding per format). Each entry is written to a temporary file in the same directory
+and renamed into place (``os.replace`` is atomic on POSIX and Windows), so concurrent xdist
+workers never see a partial entry and a run killed mid-way keeps every entry it finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .backend import Generation
+from .tasks import Task
+
+# Bump when the entry layout changes; old entries then simply miss.
+CACHE_FORMAT = 1
+
+
+def default_cache_root() -> Path:
+    """``$PYTEST_STRUCTEVAL_CACHE/generations``, else ``~/.cache/pytest-structeval/generations``."""
+    root = os.environ.get("PYTEST_STRUCTEVAL_CACHE")
+    base = Path(root).expanduser() if root else Path.home() / ".cache" / "pytest-structeval"
+    return base / "generations"
+
+
+def canonical_json(value: object) -> str:
+    """Sorted keys, no whitespace, non-JSON values by ``str``: equal inputs, equal bytes."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def cache_key(identity: dict[str, Any], task: Task) -> str:
+    payload = {
+        "format": CACHE_FORMAT,
+        "identity": identity,
+        "prompt": task.query,
+        "output_type": task.output_type,
+    }
+    return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
+
+
+class GenerationCache:
+    """Read and write cached generations under ``root`` (two-level fan-out by key prefix).
+
+    ``refresh=True`` ignores existing entries but still writes new ones (``--refresh``)."""
+
+    def __init__(self, root: Path | None = None, *, refresh: bool = False) -> None:
+        self.root = Path(root) if root is not None else default_cache_root()
+        self.refresh = refresh
+        # ``Backend.generate`` hands ``put`` a Generation, which carries only the task id; the
+        # prompt that keys the entry comes from the task ``get`` was asked about.
+        self._tasks: dict[str, Task] = {}
+
+    def path_for(self, identity: dict[str, Any], task: Task) -> Path:
+        key = cache_key(identity, task)
+        return self.root / key[:2] / f"{key}.json"
+
+    def get(self, identity: dict[str, Any], task: Task) -> Generation | None:
+        self._tasks[task.task_id] = task
+        if self.refresh:
+            return None
+        path = self.path_for(identity, task)
+        try:
+            entry = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            # A corrupt or unreadable entry loses nothing: it is regenerated and overwritten.
+            return None
+        if not isinstance(entry, dict) or not isinstance(entry.get("text"), str):
+            return None
+        return Generation(
+            task_id=task.task_id,
+            text=entry["text"],
+            finish_reason=entry.get("finish_reason", "unknown"),
+            from_cache=True,
+        )
+
+    def put(self, identity: dict[str, Any], generation: Generation, task: Task | None = None) -> Path:
+        """Store ``generation`` (atomically). ``task`` defaults to the task of the same id that
+        ``get`` was last asked about."""
+        if task is None:
+            try:
+                task = self._tasks[generation.task_id]
+            except KeyError:
+                raise KeyError(
+                    f"cache.put: task {generation.task_id!r} was never looked up with get(); "
+                    "pass task= explicitly"
+                ) from None
+        path = self.path_for(identity, task)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        entry = {
+            "task_id": generation.task_id,
+            "text": generation.text,
+            "finish_reason": generation.finish_reason,
+            "output_type": task.output_type,
+            "prompt_sha256": hashlib.sha256(task.query.encode("utf-8")).hexdigest(),
+        }
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(entry, handle, ensure_ascii=False)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
