@@ -92,7 +92,7 @@ def test_selection_generates_only_selected_tasks(suite, shared_data):
 
 @pytest.mark.parametrize(
     ("marker", "count"),
-    [("toml", 25), ("csv", 20), ("conversion", 119), ("generation", 31), ("json and conversion", 48)],
+    [("toml", 25), ("csv", 20), ("conversion", 110), ("generation", 40), ("json and conversion", 48)],
 )
 def test_markers_select_by_format_and_kind(suite, marker, count):
     run = suite.run(f"--generations={OPEN150_ANSWERS}", "-m", marker, "--strict-markers")
