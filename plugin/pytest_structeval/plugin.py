@@ -9,7 +9,7 @@ left after ``-k``/``-m``/``--lf``; each test only scores its own output.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import shutil
 import time
@@ -169,7 +169,7 @@ class CheckOutcome:
 # -- the session object ---------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False)  # a registered plugin: pluggy hashes it, by identity
 class StructevalSession:
     config: pytest.Config
     settings: _options.Settings
@@ -298,24 +298,31 @@ class StructevalSession:
 
     def generations(self) -> dict[str, Generation]:
         if self._generations is None:
-            backend = self.backend()
-            started = time.perf_counter()
-            if self.worker.count > 1 and not self.settings.replay:
-                shards = shard_count(self.worker, visible_gpus())
-                self._generations = generate_shared(
-                    backend, self.selected, exchange=self.exchange(), worker=self.worker,
-                    shards=shards, on_phase=self.phase,
-                )
-            else:
-                self._generations = backend.generate(self.selected, on_phase=self.phase)
-            self.timings["generation"] = time.perf_counter() - started
-            if not self.settings.replay:
-                self.phase(
-                    f"{len(self._generations)} generations ready in "
-                    f"{self.timings['generation']:.1f} s "
-                    f"({backend.stats.cache_hits} from cache, {backend.stats.engine_builds} engine builds)"
-                )
+            # Generation runs inside a fixture, where pytest captures output: let the phase
+            # lines and vLLM's progress bar reach the terminal while it runs.
+            capman = self.config.pluginmanager.get_plugin("capturemanager")
+            live = self.is_controller and capman is not None and not self.settings.replay
+            with capman.global_and_fixture_disabled() if live else contextlib.nullcontext():
+                self._generations = self._generate_selection()
         return self._generations
+
+    def _generate_selection(self) -> dict[str, Generation]:
+        backend = self.backend()
+        started = time.perf_counter()
+        if self.worker.count > 1 and not self.settings.replay:
+            generations = generate_shared(
+                backend, self.selected, exchange=self.exchange(), worker=self.worker,
+                shards=shard_count(self.worker, visible_gpus()), on_phase=self.phase,
+            )
+        else:
+            generations = backend.generate(self.selected, on_phase=self.phase)
+        self.timings["generation"] = time.perf_counter() - started
+        if not self.settings.replay:
+            self.phase(
+                f"{len(generations)} generations ready in {self.timings['generation']:.1f} s "
+                f"({backend.stats.cache_hits} from cache, {backend.stats.engine_builds} engine builds)"
+            )
+        return generations
 
     def phase(self, line: str) -> None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")

@@ -32,6 +32,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Literal
 
+from .adapter import AdapterError, read_adapter
 from .tinymodel import BUILTIN_PREFIX, BUILTIN_TINY
 
 Status = Literal["pass", "fail", "skip"]
@@ -62,7 +63,6 @@ TORCHVISION_FOR_TORCH = {
     "2.14.0": "0.29.0",
 }
 SUPPORTED_VLLM = ((0, 13), (0, 34))  # [0.13, 0.34), as pyproject's gpu extra
-MAX_LORA_RANK = 512  # the largest max_lora_rank vLLM accepts (vllm/config/lora.py)
 UNINSTALL_VISION = "pip uninstall -y torchvision torchaudio torchcodec"
 _MARK = "__PREFLIGHT__"
 GIB = 1024**3
@@ -223,8 +223,19 @@ print({_MARK!r} + json.dumps(out), flush=True)
 
 
 def _probe_vllm(timeout: float, cuda: bool) -> dict[str, object]:
-    """``import vllm`` (and, on CUDA, its bundled flash-attention) in a subprocess."""
-    return _run_probe(_VLLM_PROBE, ["cuda" if cuda else "cpu"], timeout)
+    """``import vllm`` (and, on CUDA, its bundled flash-attention).
+
+    On CUDA in a subprocess: loading the compiled attention kernels can crash the interpreter.
+    On the CPU build there is nothing of the kind to load, and the engine imports vLLM into
+    this process anyway, so the check imports it here and the engine start reuses the import
+    (a subprocess would pay the 5-7 s import twice)."""
+    if cuda:
+        return _run_probe(_VLLM_PROBE, ["cuda"], timeout)
+    try:
+        import vllm
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    return {"version": str(vllm.__version__)}
 
 
 # NVML through ctypes: no dependency, and NVML never creates a CUDA context.
@@ -568,37 +579,12 @@ def _inspect_adapter(adapter: str, model: str) -> CheckResult:
         path = snapshot
     if not path.is_dir():
         return _fail(f"adapter {path} is not a directory", "pass the directory that holds adapter_config.json")
-    config_file = path / "adapter_config.json"
     try:
-        config = json.loads(config_file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return _fail(f"{path} has no adapter_config.json: not a PEFT adapter",
-                     "save the adapter with peft's model.save_pretrained(dir)")
-    except (OSError, ValueError) as exc:
-        return _fail(f"{config_file} does not parse: {exc}", "re-save the adapter with save_pretrained")
-    if not isinstance(config, dict):
-        return _fail(f"{config_file} is not a JSON object", "re-save the adapter with save_pretrained")
-    problems = []
-    peft_type = str(config.get("peft_type", "LORA")).upper()
-    if peft_type != "LORA":
-        problems.append(f"peft_type {peft_type} (vLLM serves LoRA only)")
-    rank = config.get("r")
-    if not isinstance(rank, int) or not 1 <= rank <= MAX_LORA_RANK:
-        problems.append(f"rank r={rank!r} (vLLM accepts 1..{MAX_LORA_RANK})")
-    if config.get("use_dora"):
-        problems.append("use_dora=true (vLLM rejects DoRA)")
-    if config.get("bias", "none") != "none":
-        problems.append(f"bias={config.get('bias')!r} (vLLM needs bias='none')")
-    extra = config.get("modules_to_save") or []
-    if any(m not in ("classifier", "score") for m in extra):
-        problems.append(f"modules_to_save={extra} (vLLM allows only classifier/score)")
-    names = {p.name for p in path.iterdir()}
-    if not names & {"adapter_model.safetensors", "adapter_model.bin"}:
-        problems.append("no adapter_model.safetensors or adapter_model.bin")
-    if problems:
-        return _fail(f"adapter {path}: {'; '.join(problems)}",
-                     "retrain or re-save the adapter as a plain LoRA (peft LoraConfig with "
-                     "use_dora=False, bias='none') and save_pretrained it")
+        info = read_adapter(path)
+    except AdapterError as exc:
+        return _fail(str(exc), "retrain or re-save the adapter as a plain LoRA (peft LoraConfig "
+                     "with use_dora=False, bias='none') and save_pretrained it")
+    rank, config = info.rank, info.config
     detail = f"adapter {path}: LoRA r={rank}"
     base = config.get("base_model_name_or_path")
     if isinstance(base, str) and base and base != model and not model.startswith(BUILTIN_PREFIX):

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .adapter import AdapterError, AdapterInfo, read_adapter
 from .backend import Backend, Generation
 from .tasks import Task
 from .tinymodel import resolve_model
@@ -43,7 +44,6 @@ logger = logging.getLogger(__name__)
 
 # vLLM's LoRA support accepts exactly these ranks for the engine (vllm/config/lora.py,
 # ``MaxLoRARanks``, unchanged 0.13-0.33); an adapter needs max_lora_rank >= its r.
-ALLOWED_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 # Engine arguments that only decide where the KV cache fits, never which tokens come out
 # (greedy decoding; vLLM's own batch-variance caveat aside). They stay out of the cache key so
 # that an out-of-memory fallback rung reuses, and feeds, the same cache entries.
@@ -276,18 +276,6 @@ def model_identity(model: str, *, revision: str | None = None) -> dict[str, obje
 # LoRA adapters
 
 
-class AdapterError(ValueError):
-    """An adapter vLLM cannot serve; raised before any engine starts."""
-
-
-@dataclass(frozen=True)
-class AdapterInfo:
-    path: str
-    rank: int
-    max_lora_rank: int
-    config: dict[str, Any]
-
-
 def _adapter_dir(path_or_id: str) -> Path:
     path = Path(path_or_id).expanduser()
     if path.is_dir():
@@ -306,48 +294,8 @@ def _adapter_dir(path_or_id: str) -> Path:
 
 
 def validate_adapter(path_or_id: str, *, max_lora_rank: int | None = None) -> AdapterInfo:
-    """Check a PEFT LoRA adapter the way vLLM will (vllm/lora/peft_helper.py), but before any
-    engine exists: a bad adapter inside the engine kills it (EngineDeadError)."""
-    directory = _adapter_dir(path_or_id)
-    where = f"--adapter {path_or_id}"
-    config_path = directory / "adapter_config.json"
-    if not config_path.is_file():
-        raise AdapterError(f"{where}: no adapter_config.json in {directory} (is it a PEFT LoRA adapter?)")
-    try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise AdapterError(f"{where}: adapter_config.json is not valid JSON: {exc}") from None
-    if not isinstance(config, dict):
-        raise AdapterError(f"{where}: adapter_config.json must hold an object")
-    peft_type = str(config.get("peft_type", "LORA")).upper()
-    if peft_type != "LORA":
-        raise AdapterError(f"{where}: peft_type {peft_type} is not LoRA; vLLM serves LoRA adapters only")
-    if config.get("use_dora"):
-        raise AdapterError(f"{where}: DoRA adapters (use_dora: true) are not supported by vLLM; merge it into the model instead")
-    bias = config.get("bias", "none")
-    if bias not in (None, "none"):
-        raise AdapterError(f"{where}: LoRA bias {bias!r} is not supported by vLLM (retrain with bias='none' or merge)")
-    modules_to_save = config.get("modules_to_save") or []
-    extra = [m for m in modules_to_save if m not in ("classifier", "score")]
-    if extra:
-        raise AdapterError(f"{where}: modules_to_save {extra} are not supported by vLLM (merge the adapter instead)")
-    ranks = [config.get("r")] + list((config.get("rank_pattern") or {}).values())
-    if not all(isinstance(r, int) and r > 0 for r in ranks):
-        raise AdapterError(f"{where}: adapter_config.json has no valid rank r (got {config.get('r')!r})")
-    rank = max(ranks)
-    if max_lora_rank is not None:
-        if max_lora_rank not in ALLOWED_LORA_RANKS:
-            raise AdapterError(f"max_lora_rank={max_lora_rank} is not one of vLLM's {list(ALLOWED_LORA_RANKS)}")
-        if rank > max_lora_rank:
-            raise AdapterError(f"{where}: rank {rank} exceeds max_lora_rank={max_lora_rank}; raise it with --vllm-arg max_lora_rank=N")
-    else:
-        fitting = [r for r in ALLOWED_LORA_RANKS if r >= rank]
-        if not fitting:
-            raise AdapterError(f"{where}: rank {rank} exceeds vLLM's largest max_lora_rank {ALLOWED_LORA_RANKS[-1]}")
-        max_lora_rank = fitting[0]
-    if not any((directory / name).is_file() for name in ("adapter_model.safetensors", "adapter_model.bin")):
-        raise AdapterError(f"{where}: no adapter_model.safetensors (or .bin) in {directory}")
-    return AdapterInfo(str(directory), rank, max_lora_rank, config)
+    """Find the adapter (a directory, or a hub id fetched once) and check it as vLLM will."""
+    return read_adapter(_adapter_dir(path_or_id), max_lora_rank=max_lora_rank)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,110 @@
+"""The whole evaluation through the real plugin and the real vLLM CPU engine: all 150 bundled
+tasks, the small local model, then a cache hit, then two xdist workers.
+
+Each run is a fresh `python -m pytest` process in a directory holding the evaluation suite, as
+a user would run it. Runs share one module-scoped cache so the second can hit it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+OPEN150 = REPO / "data" / "open150.json"
+SUITE = REPO / "tests" / "test_structeval.py"
+
+# Short answers keep each run near a minute on 2 cores; eager mode skips torch.compile.
+ENGINE_ARGS = ("--max-tokens=16", "--vllm-arg", "enforce_eager=true")
+
+
+@dataclass
+class Run:
+    returncode: int
+    output: str
+    out: Path
+
+    @property
+    def report(self) -> dict[str, Any]:
+        return json.loads((self.out / "report.json").read_text("utf-8"))
+
+    @property
+    def inference(self) -> list[dict[str, str]]:
+        return json.loads((self.out / "inference.json").read_text("utf-8"))
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("e2e")
+    (path / "tests").mkdir()
+    shutil.copy(SUITE, path / "tests" / SUITE.name)
+    return path
+
+
+def evaluate(workdir: Path, name: str, *args: str) -> Run:
+    out = workdir / name
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
+    for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        env.pop(var, None)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests", "-q", "-p", "no:cacheprovider",
+         f"--tasks={OPEN150}", f"--out={out}", *ENGINE_ARGS, *args],
+        cwd=workdir, env=env, capture_output=True, text=True, timeout=900,
+    )
+    return Run(done.returncode, done.stdout + done.stderr, out)
+
+
+@pytest.fixture(scope="module")
+def serial(workdir: Path) -> Run:
+    return evaluate(workdir, "serial", "--model=builtin:tiny", f"--cache-dir={workdir / 'cache'}")
+
+
+@pytest.fixture(scope="module")
+def rerun(workdir: Path, serial: Run) -> Run:
+    return evaluate(workdir, "rerun", "--model=builtin:tiny", f"--cache-dir={workdir / 'cache'}")
+
+
+def test_all_150_tasks_run_through_one_engine(serial: Run) -> None:
+    # Random weights answer with noise: tasks fail, and pytest says so with exit code 1.
+    assert serial.returncode == 1, serial.output[-3000:]
+    report = serial.report
+    assert report["meta"]["backend"] == "vllm"
+    assert report["meta"]["engine_builds"] == 1
+    assert report["meta"]["model"] == "builtin:tiny"
+    assert len(report["tasks"]) == 150
+    assert [g["task_id"] for g in serial.inference] == [
+        t["task_id"] for t in json.loads(OPEN150.read_text("utf-8"))
+    ]
+    assert report["meta"]["sampling_params"]["max_tokens"] == 16
+    assert report["meta"]["engine_args"]["enforce_eager"] is True
+    assert "structeval: engine start" in serial.output
+
+
+def test_a_rerun_hits_the_cache_and_builds_no_engine(serial: Run, rerun: Run) -> None:
+    assert rerun.report["meta"]["engine_builds"] == 0
+    assert rerun.report["meta"]["cache_hits"] >= 150
+    assert rerun.inference == serial.inference
+    assert [t["score"] for t in rerun.report["tasks"]] == [t["score"] for t in serial.report["tasks"]]
+
+
+def test_two_workers_give_the_serial_inference_with_one_engine(
+    workdir: Path, serial: Run, tiny_model: Path
+) -> None:
+    # A local model directory (built by another path) with a fresh cache: the workers must
+    # share one engine on this one device, and the deterministic build answers the same.
+    parallel = evaluate(
+        workdir, "parallel", f"--model={tiny_model}", f"--cache-dir={workdir / 'cache-n2'}",
+        "-n", "2",
+    )
+    assert parallel.returncode == 1, parallel.output[-3000:]
+    assert parallel.report["meta"]["engine_builds"] == 1
+    assert parallel.report["meta"]["workers"] == 2
+    assert parallel.inference == serial.inference
