@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .tasks import read_json
+
 Outcome = Literal["pass", "fail", "xfail"]
 DeltaStatus = Literal["regressed", "fixed", "worse", "better", "same", "new", "gone"]
 STATUSES: tuple[DeltaStatus, ...] = ("regressed", "fixed", "worse", "better", "same", "new", "gone")
@@ -363,19 +365,7 @@ def load_baseline(path: str | os.PathLike[str]) -> dict[str, Any]:
     if path.is_dir():
         path = path / "report.json"
     hint = "pass the report.json written to --out by an earlier run"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BaselineError(f"baseline report {path} does not exist; {hint}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BaselineError(f"baseline report {path} cannot be read: {exc}") from None
-    try:
-        report = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BaselineError(
-            f"baseline report {path} is not valid JSON: {exc.msg} at line {exc.lineno}, "
-            f"column {exc.colno}"
-        ) from None
+    report = read_json(path, what="baseline report", error=BaselineError)
     if not isinstance(report, dict):
         raise BaselineError(f"baseline report {path}: expected a JSON object; {hint}")
     summary = report.get("summary")

@@ -109,19 +109,24 @@ class TaskSet(Sequence[Task]):
         return {task.task_id: task for task in self.tasks}
 
 
-def _read_json_list(path: Path, *, what: str) -> list[object]:
+def read_json(path: Path, *, what: str, error: type[ValueError] = InputError) -> object:
+    """Parse a JSON file; any failure raises ``error`` naming the file (and line/column)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise InputError(f"{path}: {what} not found") from None
+        raise error(f"{path}: {what} not found") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read {what}: {exc}") from None
+        raise error(f"{path}: cannot read {what}: {exc}") from None
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(
-            f"{path}: {what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        raise error(
+            f"{path}: {what} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
         ) from None
+
+
+def _read_json_list(path: Path, *, what: str) -> list[object]:
+    data = read_json(path, what=what)
     if not isinstance(data, list):
         raise InputError(f"{path}: {what} must be a JSON list, got {type(data).__name__}")
     return data

@@ -154,3 +154,22 @@ def test_report_json_has_summary_tasks_and_meta(suite):
     for key in ("backend", "versions", "engine_builds", "timings"):
         assert key in report["meta"]
     assert OPEN150.name in report["meta"]["tasks_file"]
+
+
+@pytest.mark.parametrize("family", ["xunit1", "xunit2"])
+def test_junit_xml_carries_each_tasks_score(suite, pytester, family):
+    import xml.etree.ElementTree as ET
+
+    run = suite.run(
+        f"--generations={OPEN150_ANSWERS}", "-m", "csv", f"--junitxml={pytester.path / 'j.xml'}",
+        "-o", f"junit_family={family}",
+    )
+    cases = [
+        case for case in ET.parse(pytester.path / "j.xml").iter("testcase")
+        if case.get("name", "").startswith("test_task[")
+    ]
+    assert len(cases) == 20
+    for case in cases:
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        assert props["structeval_score"] == "1.0"
+        assert props["structeval_syntax_ok"] == "True"

@@ -208,7 +208,7 @@ def test_load_baseline_reads_a_report_or_its_directory(tmp_path):
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (None, "does not exist; pass the report.json written to --out by an earlier run"),
+        (None, "baseline report not found"),
         ("{not json", "is not valid JSON: Expecting property name enclosed in double quotes at line 1, column 2"),
         ("[]", "expected a JSON object"),
         (json.dumps({"tasks": [{"task_id": "a", "score": 1}]}), "no numeric summary.overall"),
