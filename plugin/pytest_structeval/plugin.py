@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import time
 from collections.abc import Generator
@@ -30,7 +31,7 @@ from .tasks import InputError, Task, TaskSet, load_generations
 pytest_addoption = _options.pytest_addoption
 
 FORMAT_MARKERS = ("json", "yaml", "toml", "xml", "csv")
-KIND_MARKERS = ("generation", "conversion")
+KIND_MARKERS = {"generation": "Text to a format", "conversion": "one format to another"}
 TASK_ARG = "structeval_task"
 CHECK_ARG = "structeval_check"
 EXCHANGE_DIR = ".exchange"
@@ -72,8 +73,8 @@ session_key = pytest.StashKey["StructevalSession"]()
 def pytest_configure(config: pytest.Config) -> None:
     for name in FORMAT_MARKERS:
         config.addinivalue_line("markers", f"{name}: StructEval-T task whose output is {name.upper()}")
-    config.addinivalue_line("markers", "generation: StructEval-T task: Text to a format")
-    config.addinivalue_line("markers", "conversion: StructEval-T task: one format to another")
+    for name, what in KIND_MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: StructEval-T task: {what}")
     config.addinivalue_line("markers", "preflight: environment check that runs before the tasks")
     validated = config.stash.get(_validated_key, None)
     if validated is None:
@@ -85,7 +86,8 @@ def pytest_configure(config: pytest.Config) -> None:
         from .vllm_backend import prepare_environment
 
         prepare_environment()
-        pin_worker_to_gpu(worker, visible_gpus())
+        if worker.count > 1:
+            pin_worker_to_gpu(worker, visible_gpus())
     plugin = StructevalSession(config, *validated, worker=worker)
     config.stash[session_key] = plugin
     config.pluginmanager.register(plugin, "structeval-session")
@@ -201,7 +203,7 @@ class StructevalSession:
         keyword = self.config.option.keyword
         if keyword:
             for name in sorted({t.task_name for t in self.taskset}, key=len, reverse=True):
-                keyword = keyword.replace(name, keyword_name(name))
+                keyword = re.sub(re.escape(name), keyword_name(name), keyword, flags=re.IGNORECASE)
             self.config.option.keyword = keyword
         for item in items:
             task = _param(item, TASK_ARG)

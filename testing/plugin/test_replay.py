@@ -81,10 +81,11 @@ def test_failure_text_is_the_scorers_explanation_without_traceback(suite, pytest
     assert len(text.splitlines()) <= 15
 
 
-def test_selection_generates_only_selected_tasks(suite, shared_data):
+@pytest.mark.parametrize("keyword", ["CSV to JSON", "csv to json and not YAML"])
+def test_selection_generates_only_selected_tasks(suite, shared_data, keyword):
     tasks = shared_data / "public_150.json"
     generations = shared_data / "inference" / "scored_0.77064.json"
-    run = suite.run(f"--tasks={tasks}", f"--generations={generations}", "-k", "CSV to JSON")
+    run = suite.run(f"--tasks={tasks}", f"--generations={generations}", "-k", keyword)
     assert len(task_reports(run)) == 14
     assert len(run.inference) == 14
     assert {r["task_name"] for r in run.report["tasks"]} == {"CSV to JSON"}
