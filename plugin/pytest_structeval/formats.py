@@ -37,12 +37,14 @@ MAX_CODE_CHARS = 200_000
 # toml near 1000; legitimate answers stay far below. The C parsers must never see deeper input.
 MAX_NESTING = 200
 # PyYAML costs up to ~2.3 us per character and parse on flow or block collections (libyaml
-# scanner, Python constructor); score_task parses twice, so 80 kB is ~0.4 s worst case.
-MAX_YAML_CHARS = 80_000
+# scanner, Python constructor), and score_task parses twice; 80 kB measured 0.4 s alone but
+# 1.1 s of CPU with the other core busy, so 40 kB keeps a 2x margin on a loaded machine. The
+# longest real YAML answer in ../shared/data is 14 kB; 4096 tokens are ~16 kB.
+MAX_YAML_CHARS = 40_000
 # uiri toml is pure Python and the slowest per byte (~10 us per character on arrays of inline
-# tables, ~8 us per character for both parses in score_task); 60 kB keeps the worst case under
-# 0.5 s and still covers any 4096-token answer.
-MAX_TOML_CHARS = 60_000
+# tables, ~8 us per character for both parses in score_task); 40 kB keeps the worst case near
+# 0.3 s and still covers any 4096-token answer (the longest real TOML answer is 13 kB).
+MAX_TOML_CHARS = 40_000
 
 try:  # libyaml is ~10x faster; its SafeLoader semantics match the pure-Python one.
     _YamlLoader: type = yaml.CSafeLoader
