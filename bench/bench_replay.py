@@ -38,8 +38,15 @@ def main() -> int:
     times = []
     with tempfile.TemporaryDirectory() as out:
         command = [
-            sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-            f"--tasks={args.tasks}", f"--generations={args.generations}", f"--out={out}",
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--tasks={args.tasks}",
+            f"--generations={args.generations}",
+            f"--out={out}",
             *args.extra,
         ]
         for _ in range(args.runs):
@@ -52,8 +59,10 @@ def main() -> int:
             if not (Path(out) / "report.json").exists():
                 print("no report.json written", file=sys.stderr)
                 return 1
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}"
+    )
     print("replay wall times (s): " + ", ".join(f"{t:.2f}" for t in times))
     print(f"median {statistics.median(times):.2f} s (acceptance: <= 5 s)")
     return 0

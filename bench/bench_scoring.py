@@ -24,14 +24,16 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 def pearson(xs: list[float], ys: list[float]) -> float:
     mx, my = statistics.fmean(xs), statistics.fmean(ys)
-    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=False))
     sxx = sum((x - mx) ** 2 for x in xs)
     syy = sum((y - my) ** 2 for y in ys)
     return sxy / (sxx * syy) ** 0.5
 
 
 def score_file(tasks: TaskSet, path: Path) -> list:
-    generations = {g["task_id"]: g["generation"] for g in json.loads(path.read_text(encoding="utf-8"))}
+    generations = {
+        g["task_id"]: g["generation"] for g in json.loads(path.read_text(encoding="utf-8"))
+    }
     return [score_task(t, generations[t.task_id]) for t in tasks]
 
 
@@ -53,27 +55,37 @@ def main() -> None:
         start = time.perf_counter()
         score_file(tasks, long_path)
         times.append(time.perf_counter() - start)
-    print(f"scoring 150 tasks of {long_path.name}: median {statistics.median(times):.3f} s "
-          f"over {args.runs} runs (min {min(times):.3f} s), one core")
+    print(
+        f"scoring 150 tasks of {long_path.name}: median {statistics.median(times):.3f} s "
+        f"over {args.runs} runs (min {min(times):.3f} s), one core"
+    )
 
     rows = []
     for path in sorted((DATA / "inference").glob("scored_*.json")):
         official = float(path.stem.split("_", 1)[1])
         summary = summarize(score_file(tasks, path))
         rows.append((path.name, official, summary))
-    print(f"\n{'file':24} {'official':>8} {'overall':>8} {'task_mean':>9} {'parse':>6} {'strict':>6}")
+    print(
+        f"\n{'file':24} {'official':>8} {'overall':>8} {'task_mean':>9} {'parse':>6} {'strict':>6}"
+    )
     for name, official, s in rows:
-        print(f"{name:24} {official:8.4f} {s['overall']:8.4f} {s['task_mean']:9.4f} "
-              f"{s['parse_rate']:6.3f} {s['strict_parse_rate']:6.3f}")
+        print(
+            f"{name:24} {official:8.4f} {s['overall']:8.4f} {s['task_mean']:9.4f} "
+            f"{s['parse_rate']:6.3f} {s['strict_parse_rate']:6.3f}"
+        )
         if args.by_format:
             print("    " + "  ".join(f"{f} {v['mean']:.3f}" for f, v in s["by_format"].items()))
     officials = [r[1] for r in rows]
     overall = [r[2]["overall"] for r in rows]
-    mae = statistics.fmean(abs(a - b) for a, b in zip(officials, overall))
+    mae = statistics.fmean(abs(a - b) for a, b in zip(officials, overall, strict=False))
     print(f"\nPearson r {pearson(officials, overall):.4f}   MAE {mae:.4f}")
-    for name, _o, s in [("unscored: " + p.name, 0, summarize(score_file(tasks, p)))
-                        for p in sorted((DATA / "inference").glob("*__unscored.json"))]:
-        print(f"{name:44} overall {s['overall']:.4f} task_mean {s['task_mean']:.4f} parse {s['parse_rate']:.3f}")
+    for name, _o, s in [
+        ("unscored: " + p.name, 0, summarize(score_file(tasks, p)))
+        for p in sorted((DATA / "inference").glob("*__unscored.json"))
+    ]:
+        print(
+            f"{name:44} overall {s['overall']:.4f} task_mean {s['task_mean']:.4f} parse {s['parse_rate']:.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Whole-run wall time of the plugin against a bare vLLM script, in one go.
 
     .venv/bin/python bench/bench_vllm.py [--model builtin:tiny] [--max-tokens 64] \
-        [--vllm-arg enforce_eager=true] [--repeat 1] [--via auto|pytest|backend]
+        [--vllm-arg enforce_eager=true] [--repeat 1]
 
 Three kinds of run, each a fresh Python process timed from start to exit:
 
@@ -10,8 +10,7 @@ Three kinds of run, each a fresh Python process timed from start to exit:
   keyword arguments the plugin gives vLLM (taken from ``VllmBackend`` itself, so they cannot
   drift);
 * **cold**: the plugin with an empty generation cache: ``python -m pytest --model ... --out ...``
-  once the pytest layer exists (``--via pytest``), else ``VllmBackend.generate`` (``--via
-  backend``);
+  in a scratch project holding the evaluation suite (so no snapshot lands in this repo);
 * **warm**: the same command again, served from the cache (no engine).
 
 The acceptance bar is cold <= 1.10 x bare. Runs alternate bare/cold/warm ``--repeat`` times and
@@ -25,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -36,17 +36,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugin"))
 
+from pytest_structeval.options import parse_vllm_args  # noqa: E402
 from pytest_structeval.tinymodel import resolve_model  # noqa: E402
 from pytest_structeval.vllm_backend import (  # noqa: E402
     VllmBackend,
     VllmConfig,
     library_versions,
-    parse_vllm_args,
     prepare_environment,
 )
 
 DEFAULT_TASKS = ROOT / "data" / "open150.json"
-FALLBACK_TASKS = ROOT.parent / "shared" / "data" / "public_150.json"
 
 BARE_SCRIPT = textwrap.dedent(
     """
@@ -66,36 +65,11 @@ BARE_SCRIPT = textwrap.dedent(
     """
 )
 
-BACKEND_SCRIPT = textwrap.dedent(
-    """
-    import json, sys
-    from pathlib import Path
-    from pytest_structeval.cache import GenerationCache
-    from pytest_structeval.tasks import TaskSet
-    from pytest_structeval.vllm_backend import VllmBackend, VllmConfig, prepare_environment
 
-    def main():
-        prepare_environment()
-        spec = json.load(open(sys.argv[1]))
-        tasks = TaskSet.load(spec["tasks"])
-        backend = VllmBackend(VllmConfig(**spec["config"]), cache=GenerationCache(Path(spec["cache"])))
-        try:
-            results = backend.generate(list(tasks), on_phase=print)
-        finally:
-            backend.close()
-        json.dump([results[t.task_id].text for t in tasks], open(sys.argv[2], "w"))
-        print("stats", backend.stats)
-
-    if __name__ == "__main__":
-        main()
-    """
-)
-
-
-def timed(cmd: list[str], *, env: dict[str, str], log: Path) -> float:
+def timed(cmd: list[str], *, env: dict[str, str], log: Path, cwd: Path) -> float:
     started = time.perf_counter()
     with log.open("w") as handle:
-        proc = subprocess.run(cmd, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT)
+        proc = subprocess.run(cmd, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=cwd)
     seconds = time.perf_counter() - started
     if proc.returncode not in (0, 1):  # pytest exits 1 when tasks score below the bar
         sys.exit(f"{cmd[:4]} failed with exit code {proc.returncode}; see {log}")
@@ -109,25 +83,29 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--vllm-arg", action="append", default=[])
     parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--via", choices=("auto", "pytest", "backend"), default="auto")
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
 
-    tasks_path = args.tasks or (DEFAULT_TASKS if DEFAULT_TASKS.is_file() else FALLBACK_TASKS)
-    via = args.via
-    if via == "auto":
-        via = "pytest" if (ROOT / "plugin" / "pytest_structeval" / "plugin.py").is_file() else "backend"
+    tasks_path = args.tasks or DEFAULT_TASKS
     prepare_environment()
     model = resolve_model(args.model)  # build builtin:tiny outside the timings
-    config = VllmConfig(model=model, max_tokens=args.max_tokens, vllm_args=parse_vllm_args(args.vllm_arg))
+    config = VllmConfig(
+        model=model, max_tokens=args.max_tokens, vllm_args=parse_vllm_args(args.vllm_arg)
+    )
     backend = VllmBackend(config)  # no engine: only to get the exact kwargs the plugin uses
     queries = [t["query"] for t in json.loads(tasks_path.read_text())]
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-vllm-"))
     work.mkdir(parents=True, exist_ok=True)
     (work / "bare.py").write_text(BARE_SCRIPT)
-    (work / "backend.py").write_text(BACKEND_SCRIPT)
-    spec = {"engine_args": backend.engine_args, "sampling_params": backend.sampling_params, "queries": queries}
+    project = work / "project"
+    (project / "tests").mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "tests" / "test_structeval.py", project / "tests")
+    spec = {
+        "engine_args": backend.engine_args,
+        "sampling_params": backend.sampling_params,
+        "queries": queries,
+    }
     (work / "bare.json").write_text(json.dumps(spec))
     env = {**os.environ, "PYTHONPATH": str(ROOT / "plugin")}
 
@@ -135,39 +113,57 @@ def main() -> None:
     for round_ in range(args.repeat):
         cache = work / f"cache-{round_}"
         out = work / f"out-{round_}"
-        times["bare"].append(timed(
-            [sys.executable, str(work / "bare.py"), str(work / "bare.json"), str(work / "bare-out.json")],
-            env=env, log=work / f"bare-{round_}.log"))
-        if via == "pytest":
-            cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                   f"--model={model}", f"--tasks={tasks_path}", f"--out={out}",
-                   f"--cache-dir={cache}", f"--max-tokens={args.max_tokens}",
-                   *(f"--vllm-arg={a}" for a in args.vllm_arg)]
-        else:
-            plugin_spec = {"tasks": str(tasks_path), "cache": str(cache), "config": {
-                "model": model, "max_tokens": args.max_tokens, "vllm_args": config.vllm_args}}
-            (work / "backend.json").write_text(json.dumps(plugin_spec))
-            cmd = [sys.executable, str(work / "backend.py"), str(work / "backend.json"), str(work / "plugin-out.json")]
+        times["bare"].append(
+            timed(
+                [
+                    sys.executable,
+                    str(work / "bare.py"),
+                    str(work / "bare.json"),
+                    str(work / "bare-out.json"),
+                ],
+                env=env,
+                log=work / f"bare-{round_}.log",
+                cwd=work,
+            )
+        )
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--model={model}",
+            f"--tasks={tasks_path}",
+            f"--out={out}",
+            f"--cache-dir={cache}",
+            f"--max-tokens={args.max_tokens}",
+            *(f"--vllm-arg={a}" for a in args.vllm_arg),
+        ]
         for kind in ("cold", "warm"):
-            times[kind].append(timed(cmd, env=env, log=work / f"{kind}-{round_}.log"))
+            times[kind].append(timed(cmd, env=env, log=work / f"{kind}-{round_}.log", cwd=project))
 
     bare, cold, warm = (statistics.median(times[k]) for k in ("bare", "cold", "warm"))
-    same = None
-    if via == "backend":
-        same = json.loads((work / "bare-out.json").read_text()) == json.loads((work / "plugin-out.json").read_text())
+    plugin_answers = [g["generation"] for g in json.loads((out / "inference.json").read_text())]
+    same = json.loads((work / "bare-out.json").read_text()) == plugin_answers
     versions = library_versions()
-    print(f"machine: {platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores, "
-          f"{platform.system()} {platform.release()}, Python {platform.python_version()}")
-    print(f"vllm {versions['vllm']}, torch {versions['torch']}, transformers {versions['transformers']}")
-    print(f"model {args.model} ({model}), {len(queries)} tasks from {tasks_path}, via {via}")
+    print(
+        f"machine: {platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores, "
+        f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
+    )
+    print(
+        f"vllm {versions['vllm']}, torch {versions['torch']}, transformers {versions['transformers']}"
+    )
+    print(f"model {args.model} ({model}), {len(queries)} tasks from {tasks_path}")
     print(f"engine_args {json.dumps(backend.engine_args)}")
     print(f"sampling_params {json.dumps(backend.sampling_params)}")
     print(f"runs per kind: {args.repeat}; logs in {work}")
     for kind in ("bare", "cold", "warm"):
-        print(f"{kind:5s} {statistics.median(times[kind]):7.1f} s   ({', '.join(f'{t:.1f}' for t in times[kind])})")
+        print(
+            f"{kind:5s} {statistics.median(times[kind]):7.1f} s   ({', '.join(f'{t:.1f}' for t in times[kind])})"
+        )
     print(f"ratio cold/bare {cold / bare:.3f} (bar: <= 1.10); warm/bare {warm / bare:.3f}")
-    if same is not None:
-        print(f"bare and plugin outputs identical: {same}")
+    print(f"bare and plugin outputs identical: {same}")
     sys.exit(0 if cold <= 1.10 * bare else 1)
 
 

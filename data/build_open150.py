@@ -139,8 +139,12 @@ class _IndentedDumper(yaml.SafeDumper):
 
 def render_yaml(data: object) -> str:
     return yaml.dump(
-        data, Dumper=_IndentedDumper, sort_keys=False, allow_unicode=True,
-        default_flow_style=False, width=1000,
+        data,
+        Dumper=_IndentedDumper,
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
+        width=1000,
     ).rstrip("\n")
 
 
@@ -161,7 +165,9 @@ def _is_table_array(value: object) -> bool:
 
 
 def _toml_table(table: dict, path: list[str], out: list[str], *, array: bool) -> None:
-    scalars = [(k, v) for k, v in table.items() if not isinstance(v, dict) and not _is_table_array(v)]
+    scalars = [
+        (k, v) for k, v in table.items() if not isinstance(v, dict) and not _is_table_array(v)
+    ]
     if path and (scalars or array):
         if out:
             out.append("")
@@ -195,7 +201,8 @@ def flatten(node: object, prefix: str = "") -> list[tuple[str, object]]:
     """Dotted, indexed CSV headers for a nested record (``root.items[0].name``)."""
     if isinstance(node, dict):
         return [
-            pair for key, child in node.items()
+            pair
+            for key, child in node.items()
             for pair in flatten(child, f"{prefix}.{key}" if prefix else key)
         ]
     if isinstance(node, list):
@@ -208,9 +215,7 @@ def render_table(table: dict, fmt: str, variant: int) -> str:
     if fmt == "CSV":
         return _csv_text(list(rows[0]), [list(r.values()) for r in rows])
     if fmt == "XML":
-        body = "\n".join(
-            line for row in rows for line in _xml_lines(table["row"], row, 1)
-        )
+        body = "\n".join(line for row in rows for line in _xml_lines(table["row"], row, 1))
         return f"<{table['root']}>\n{body}\n</{table['root']}>"
     if fmt == "JSON":
         # Upstream JSON sources for CSV come both as a bare array and under a root key.
@@ -225,7 +230,9 @@ def xml_shaped(node: object) -> object:
     the source itself names every wrapper and item element the XML answer must use."""
     if isinstance(node, dict):
         return {
-            key: {item_tag(key): [xml_shaped(v) for v in child]} if isinstance(child, list) else xml_shaped(child)
+            key: {item_tag(key): [xml_shaped(v) for v in child]}
+            if isinstance(child, list)
+            else xml_shaped(child)
             for key, child in node.items()
         }
     return node
@@ -339,12 +346,32 @@ def value_at(node: object, tokens: tuple[str, ...]) -> object:
 
 ORDINALS = ("first", "second", "third", "fourth", "fifth")
 UNITS = {
-    "m": "metres", "km": "kilometres", "kg": "kilograms", "g": "grams", "t": "tonnes",
-    "c": "degrees Celsius", "min": "minutes", "minutes": "minutes", "mm": "millimetres",
-    "cm": "centimetres", "pct": "percent", "eur": "euros", "gbp": "pounds sterling",
-    "chf": "Swiss francs", "kw": "kilowatts", "mw": "megawatts", "kv": "kilovolts", "l": "litres",
-    "kmh": "kilometres per hour", "ha": "hectares", "ml": "millilitres", "ppt": "parts per thousand",
-    "kwh": "kilowatt hours", "arcsec": "arcseconds", "m2": "square metres", "years": "years",
+    "m": "metres",
+    "km": "kilometres",
+    "kg": "kilograms",
+    "g": "grams",
+    "t": "tonnes",
+    "c": "degrees Celsius",
+    "min": "minutes",
+    "minutes": "minutes",
+    "mm": "millimetres",
+    "cm": "centimetres",
+    "pct": "percent",
+    "eur": "euros",
+    "gbp": "pounds sterling",
+    "chf": "Swiss francs",
+    "kw": "kilowatts",
+    "mw": "megawatts",
+    "kv": "kilovolts",
+    "l": "litres",
+    "kmh": "kilometres per hour",
+    "ha": "hectares",
+    "ml": "millilitres",
+    "ppt": "parts per thousand",
+    "kwh": "kilowatt hours",
+    "arcsec": "arcseconds",
+    "m2": "square metres",
+    "years": "years",
 }
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
@@ -387,8 +414,11 @@ def meaning(
 def type_phrase(value: object) -> str:
     if isinstance(value, list):
         inner = type_phrase(value[0])
-        return {"a string": "a list of strings", "an integer": "a list of integers",
-                "a boolean": "a list of booleans"}.get(inner, "a list of numbers")
+        return {
+            "a string": "a list of strings",
+            "an integer": "a list of integers",
+            "a boolean": "a list of booleans",
+        }.get(inner, "a list of numbers")
     if isinstance(value, bool) or value in ("true", "false"):
         return "a boolean"
     if isinstance(value, int):
@@ -425,12 +455,16 @@ def container_prose(container: tuple[str, ...], *, xml: bool) -> str:
         else:
             ordinal = ORDINALS[int(sel[1:-1])]
             parts.append(
-                f"the {ordinal} <{name}> element" if xml else f"the {ordinal} element of the '{name}' list"
+                f"the {ordinal} <{name}> element"
+                if xml
+                else f"the {ordinal} element of the '{name}' list"
             )
     return ", inside ".join(parts) if xml else " within ".join(parts)
 
 
-def requirement(tokens: tuple[str, ...], value: object, docs: dict[str, str], style: int, *, xml: bool) -> str:
+def requirement(
+    tokens: tuple[str, ...], value: object, docs: dict[str, str], style: int, *, xml: bool
+) -> str:
     if tokens[-1].startswith("["):
         ordinal = ORDINALS[int(tokens[-1][1:-1])]
         container = tokens[:-2]
@@ -439,7 +473,9 @@ def requirement(tokens: tuple[str, ...], value: object, docs: dict[str, str], st
         kind = type_phrase(value)
         if xml:
             what = f"one of the {words(container[-1])} of the {noun_for(container[:-1], xml=True)}"
-            return f"The {ordinal} <{listed}> element, inside {where}, must be {kind} giving {what}."
+            return (
+                f"The {ordinal} <{listed}> element, inside {where}, must be {kind} giving {what}."
+            )
         what = f"one of the {words(listed)} of the {noun_for(container)}"
         if style % 2:
             return f"The {ordinal} entry of the '{listed}' list in {path_string(container)} is {kind} naming {what}."
@@ -478,7 +514,11 @@ def query_conversion(src_fmt: str, dst_fmt: str, source: str) -> str:
 
 
 def query_generation(dst_fmt: str, task: str, requirements: list[str]) -> str:
-    head = f"Please output CSV code {CSV_NOTE}:" if dst_fmt == "CSV" else f"Please output {dst_fmt} code:"
+    head = (
+        f"Please output CSV code {CSV_NOTE}:"
+        if dst_fmt == "CSV"
+        else f"Please output {dst_fmt} code:"
+    )
     numbered = "\n".join(f"{i}. {text}" for i, text in enumerate(requirements, 1))
     return f"{head}\n\nTask:\n{task}\n\nFeature Requirements:\n{numbered}"
 
@@ -502,7 +542,9 @@ def check_record(node: object, where: str) -> None:
         if not node:
             raise SystemExit(f"{where}: empty object")
         for key, child in node.items():
-            if key.lstrip("@").lower() in YAML_11_RESERVED or not re.fullmatch(r"@?[A-Za-z_][A-Za-z0-9_]*", key):
+            if key.lstrip("@").lower() in YAML_11_RESERVED or not re.fullmatch(
+                r"@?[A-Za-z_][A-Za-z0-9_]*", key
+            ):
                 raise SystemExit(f"{where}: key {key!r} is not usable in every format")
             check_record(child, f"{where}.{key}")
     elif isinstance(node, list):
@@ -513,7 +555,11 @@ def check_record(node: object, where: str) -> None:
             raise SystemExit(f"{where}: mixed list (TOML arrays must be homogeneous)")
         for i, child in enumerate(node):
             check_record(child, f"{where}[{i}]")
-    elif node is None or node == "" or (isinstance(node, str) and re.search(r'["\\&<>]|[^\x20-\x7e]', node)):
+    elif (
+        node is None
+        or node == ""
+        or (isinstance(node, str) and re.search(r'["\\&<>]|[^\x20-\x7e]', node))
+    ):
         raise SystemExit(f"{where}: value {node!r} would not survive every format unchanged")
 
 
@@ -570,10 +616,13 @@ def table_task(name: str, seq: int, number: int, table: dict) -> tuple[dict, str
             sense = docs.get(column) or meaning(column, (table["row"],), first[column], {})
             kind = type_phrase(first[column])
             reqs.append(
-                f"The {column} column must contain {sense}, as {kind}." if (seq + i) % 2
+                f"The {column} column must contain {sense}, as {kind}."
+                if (seq + i) % 2
                 else f"Include a column named {column} holding {sense} ({kind})."
             )
-        query = query_generation("CSV", table["task"] + " The first row must be the header row.", reqs)
+        query = query_generation(
+            "CSV", table["task"] + " The first row must be the header row.", reqs
+        )
     else:
         query = query_conversion(src_fmt, "CSV", render_table(table, src_fmt, seq))
     task = {
@@ -612,8 +661,13 @@ def dump(items: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=HERE, metavar="DIR",
-                        help="directory to write open150.json and open150.answers.json (default: data/)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=HERE,
+        metavar="DIR",
+        help="directory to write open150.json and open150.answers.json (default: data/)",
+    )
     args = parser.parse_args(argv)
     tasks, answers = build()
     args.out.mkdir(parents=True, exist_ok=True)

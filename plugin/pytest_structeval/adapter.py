@@ -73,7 +73,9 @@ def read_adapter(directory: Path, *, max_lora_rank: int | None = None) -> Adapte
     if max_lora_rank is None:
         max_lora_rank = next(r for r in ALLOWED_LORA_RANKS if r >= rank)
     elif max_lora_rank not in ALLOWED_LORA_RANKS:
-        raise AdapterError(f"max_lora_rank={max_lora_rank} is not one of vLLM's {list(ALLOWED_LORA_RANKS)}")
+        raise AdapterError(
+            f"max_lora_rank={max_lora_rank} is not one of vLLM's {list(ALLOWED_LORA_RANKS)}"
+        )
     elif rank > max_lora_rank:
         raise AdapterError(
             f"adapter {directory}: rank {rank} exceeds max_lora_rank={max_lora_rank}; "

@@ -24,7 +24,11 @@ FORMATS: tuple[str, ...] = ("json", "yaml", "toml", "xml", "csv")
 # the five scored submissions in ../shared/data track the official scores at Pearson r 0.992,
 # MAE 0.017 (bench/bench_scoring.py prints the table).
 DEFAULT_FORMAT_WEIGHTS: Mapping[str, float] = {
-    "json": 50.0, "yaml": 35.0, "toml": 25.0, "xml": 20.0, "csv": 20.0
+    "json": 50.0,
+    "yaml": 35.0,
+    "toml": 25.0,
+    "xml": 20.0,
+    "csv": 20.0,
 }
 
 
@@ -32,7 +36,9 @@ def _mean(values: Sequence[float]) -> float | None:
     return round(fmean(values), 6) if values else None
 
 
-def format_weighted(by_format: Mapping[str, float | None], weights: Mapping[str, float]) -> float | None:
+def format_weighted(
+    by_format: Mapping[str, float | None], weights: Mapping[str, float]
+) -> float | None:
     """Weighted mean of per-format means; formats without tasks drop out of the weighting."""
     pairs = [(weights.get(fmt, 0.0), mean) for fmt, mean in by_format.items() if mean is not None]
     total = sum(w for w, _ in pairs)
@@ -41,8 +47,12 @@ def format_weighted(by_format: Mapping[str, float | None], weights: Mapping[str,
     return round(sum(w * m for w, m in pairs) / total, 6)
 
 
-def summarize(scores: Sequence[TaskScore], *, weights: Mapping[str, float] | None = None) -> dict[str, object]:
-    weights = {k.lower(): v for k, v in (DEFAULT_FORMAT_WEIGHTS if weights is None else weights).items()}
+def summarize(
+    scores: Sequence[TaskScore], *, weights: Mapping[str, float] | None = None
+) -> dict[str, object]:
+    weights = {
+        k.lower(): v for k, v in (DEFAULT_FORMAT_WEIGHTS if weights is None else weights).items()
+    }
     for fmt, weight in weights.items():
         if weight < 0:
             raise ValueError(f"format weight for {fmt} must be >= 0, got {weight}")

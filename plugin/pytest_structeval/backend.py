@@ -107,7 +107,7 @@ class Backend(ABC):
         """Provenance for report.json's ``meta`` (backend, model, engine and sampling args)."""
         return {"backend": self.name}
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: backends without resources keep it
         """Release engines, servers and files. Safe to call twice."""
 
 

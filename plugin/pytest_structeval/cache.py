@@ -83,7 +83,9 @@ class GenerationCache:
             from_cache=True,
         )
 
-    def put(self, identity: dict[str, Any], generation: Generation, task: Task | None = None) -> Path:
+    def put(
+        self, identity: dict[str, Any], generation: Generation, task: Task | None = None
+    ) -> Path:
         """Store ``generation`` (atomically). ``task`` defaults to the task of the same id that
         ``get`` was last asked about."""
         if task is None:

@@ -36,7 +36,9 @@ class Worker:
     def from_workerinput(cls, workerinput: dict[str, object] | None) -> Worker:
         if not workerinput:
             return cls(0, 1)
-        return cls(int(str(workerinput["workerid"]).removeprefix("gw")), int(workerinput["workercount"]))  # type: ignore[arg-type]
+        return cls(
+            int(str(workerinput["workerid"]).removeprefix("gw")), int(workerinput["workercount"])
+        )  # type: ignore[arg-type]
 
 
 def visible_gpus() -> list[str]:

@@ -42,27 +42,29 @@ ANY_ROOT = "<root>"
 CSV_ROWS = "csv_rows"
 
 _CODE = re.compile(r"<code>(.*)</code>", re.DOTALL | re.IGNORECASE)
-_CODE_OPEN = re.compile(r"<code>(.*)", re.DOTALL | re.IGNORECASE)  # some queries never close the tag
+_CODE_OPEN = re.compile(
+    r"<code>(.*)", re.DOTALL | re.IGNORECASE
+)  # some queries never close the tag
 _REQUIREMENTS = re.compile(r"Feature Requirements:?(.*)", re.DOTALL | re.IGNORECASE)
 _NUMBERED = re.compile(r"(?:^|\n|\\n)\s*\d+[.)]\s+(.*?)(?=(?:\n|\\n)\s*\d+[.)]\s+|\Z)", re.DOTALL)
 
 _IDENT = r"[A-Za-z_][\w\-]*"
 _PATHLIKE = r"[A-Za-z_][\w\-]*(?:\.(?:[A-Za-z_][\w\-]*|\*)|\[\d+\])*"
-_QUOTED = re.compile(r"""['"`](%s)['"`](?!s\b)""" % _PATHLIKE)
+_QUOTED = re.compile(rf"""['"`]({_PATHLIKE})['"`](?!s\b)""")
 _DOTTED = re.compile(r"\b([A-Za-z_]\w*(?:\.(?:[A-Za-z_]\w*|\*)|\[\d+\])+)")
 _NAMED_FIELD = re.compile(
-    r"\b(?:the|each|every)\s+(%s)\s+(?:field|key|element|attribute|property|entry|tag|value|column)s?\b"
-    % _IDENT,
+    rf"\b(?:the|each|every)\s+({_IDENT})\s+(?:field|key|element|attribute|property|entry|tag|value|column)s?\b",
     re.IGNORECASE,
 )
-_FIELD_NAMED = re.compile(r"\b(?:field|key|element|attribute|property|column)\s+(%s)\b(?!')" % _IDENT, re.IGNORECASE)
+_FIELD_NAMED = re.compile(
+    rf"\b(?:field|key|element|attribute|property|column)\s+({_IDENT})\b(?!')", re.IGNORECASE
+)
 _CONTAINER = re.compile(
-    r"\b(?:the\s+)?(%s)\s+(?:object|list|array|node|section|table|element|dictionary|map|block|entry|entries|items)\b"
-    % _IDENT,
+    rf"\b(?:the\s+)?({_IDENT})\s+(?:object|list|array|node|section|table|element|dictionary|map|block|entry|entries|items)\b",
     re.IGNORECASE,
 )
 _BARE_AFTER_PREP = re.compile(
-    r"\b(?:within|inside|under|in|of|into|beneath|below|from|at)\s+(?:the\s+)?(%s)\b(?!')" % _IDENT,
+    rf"\b(?:within|inside|under|in|of|into|beneath|below|from|at)\s+(?:the\s+)?({_IDENT})\b(?!')",
     re.IGNORECASE,
 )
 # A requirement that opens with a snake_case or camelCase identifier names that column.
@@ -71,14 +73,93 @@ _ORDINALS = {"first": "[0]", "initial": "[0]", "second": "[1]", "third": "[2]", 
 _EACH = re.compile(r"\b(?:each|every|all)\b", re.IGNORECASE)
 _ORDINAL = re.compile(r"\b(first|initial|second|third|fourth)\b", re.IGNORECASE)
 _STOP = {
-    "the", "a", "an", "field", "key", "element", "attribute", "property", "object", "list", "array",
-    "string", "number", "integer", "boolean", "float", "value", "values", "each", "every", "all",
-    "first", "second", "third", "this", "that", "which", "it", "its", "is", "be", "as", "format",
-    "top", "level", "root", "order", "iso", "e", "g", "i", "csv", "json", "yaml", "toml", "xml",
-    "within", "inside", "under", "in", "of", "into", "beneath", "below", "from", "at", "on", "to",
-    "for", "with", "and", "or", "nested", "located", "found", "present", "directly", "also",
-    "should", "must", "may", "can", "will", "contains", "contain", "has", "have", "named", "called",
-    "initial", "second", "third", "fourth", "item", "items", "entry", "entries", "part", "same",
+    "the",
+    "a",
+    "an",
+    "field",
+    "key",
+    "element",
+    "attribute",
+    "property",
+    "object",
+    "list",
+    "array",
+    "string",
+    "number",
+    "integer",
+    "boolean",
+    "float",
+    "value",
+    "values",
+    "each",
+    "every",
+    "all",
+    "first",
+    "second",
+    "third",
+    "this",
+    "that",
+    "which",
+    "it",
+    "its",
+    "is",
+    "be",
+    "as",
+    "format",
+    "top",
+    "level",
+    "root",
+    "order",
+    "iso",
+    "e",
+    "g",
+    "i",
+    "csv",
+    "json",
+    "yaml",
+    "toml",
+    "xml",
+    "within",
+    "inside",
+    "under",
+    "in",
+    "of",
+    "into",
+    "beneath",
+    "below",
+    "from",
+    "at",
+    "on",
+    "to",
+    "for",
+    "with",
+    "and",
+    "or",
+    "nested",
+    "located",
+    "found",
+    "present",
+    "directly",
+    "also",
+    "should",
+    "must",
+    "may",
+    "can",
+    "will",
+    "contains",
+    "contain",
+    "has",
+    "have",
+    "named",
+    "called",
+    "initial",
+    "fourth",
+    "item",
+    "items",
+    "entry",
+    "entries",
+    "part",
+    "same",
 }
 # Examples are not structure: "(e.g., 'bronze')", "such as 'easy', 'medium', or 'hard'".
 _EXAMPLES = re.compile(
@@ -124,7 +205,11 @@ def _merge(current: list[str], addition: list[str]) -> list[str]:
         if current[i] == head:
             merged = current[:i] + addition
             # keep an index the requirement stated earlier ("first element of 'plants'")
-            if i + 1 < len(current) and _is_index(current[i + 1]) and (len(addition) == 1 or not _is_index(addition[1])):
+            if (
+                i + 1 < len(current)
+                and _is_index(current[i + 1])
+                and (len(addition) == 1 or not _is_index(addition[1]))
+            ):
                 merged = current[: i + 2] + addition[1:]
             return merged
     return current + addition
@@ -191,7 +276,7 @@ def requirement_path(item: str, vocab: set[str]) -> str | None:
         previous_end = end
     path: list[str] = []
     for segments in reversed(chain):  # containers are named from the inside out
-        if path and segments == path[-len(segments):]:
+        if path and segments == path[-len(segments) :]:
             continue
         path = _merge(path, segments)
     if leaf_each and path and not _is_index(path[-1]):
@@ -221,7 +306,10 @@ def _root(paths: list[list[str]]) -> str | None:
     if not counts:
         return None
     firsts = [t[0] for t in paths if t]
-    best = max(counts, key=lambda t: (counts[t], firsts.count(t), -min(p.index(t) for p in paths if t in p)))
+    best = max(
+        counts,
+        key=lambda t: (counts[t], firsts.count(t), -min(p.index(t) for p in paths if t in p)),
+    )
     return best if counts[best] * 2 > len(paths) else None
 
 
@@ -232,7 +320,7 @@ def _anchor(tokens: list[str], root: str | None) -> list[str]:
     if root in tokens:
         last = len(tokens) - 1 - tokens[::-1].index(root)
         return tokens[last:]
-    return [root] + tokens
+    return [root, *tokens]
 
 
 def _generation_paths(task: Task) -> tuple[str, ...]:
@@ -306,10 +394,10 @@ def leaf_paths(value: object, prefix: tuple[str, ...] = ()) -> Iterator[tuple[st
     """Leaf paths of a document; every element of a list of objects counts (a conversion keeps them all)."""
     if isinstance(value, dict) and value:
         for key, child in value.items():
-            yield from leaf_paths(child, prefix + (str(key),))
+            yield from leaf_paths(child, (*prefix, str(key)))
     elif isinstance(value, list) and value and isinstance(value[0], (dict, list)) and value[0]:
         for index, item in enumerate(value):
-            yield from leaf_paths(item, prefix + (f"[{index}]",))
+            yield from leaf_paths(item, (*prefix, f"[{index}]"))
     elif prefix:
         yield prefix
 
@@ -339,10 +427,14 @@ def _csv_target(source: object) -> tuple[str, ...]:
         for record in records[:1]:
             for path in leaf_paths(record):
                 headers[".".join(t for t in path)] = None
-        return tuple(CSV_PREFIX + h.replace(".[0]", "[0]") for h in headers) + _row_paths(len(records))
+        return tuple(CSV_PREFIX + h.replace(".[0]", "[0]") for h in headers) + _row_paths(
+            len(records)
+        )
     if isinstance(source, dict):
         # one object flattened into one data row
-        return tuple(CSV_PREFIX + _render(list(p)).replace("`", "") for p in leaf_paths(source)) + _row_paths(1)
+        return tuple(
+            CSV_PREFIX + _render(list(p)).replace("`", "") for p in leaf_paths(source)
+        ) + _row_paths(1)
     return ()
 
 
@@ -356,10 +448,12 @@ def _conversion_paths(task: Task) -> tuple[str, ...]:
         headers, rows = _csv_source(code)
         headers = [h.strip() for h in headers if h.strip()]
         if target == "csv":
-            return tuple(CSV_PREFIX + h for h in dict.fromkeys(headers)) + (_row_paths(rows) if headers else ())
+            return tuple(CSV_PREFIX + h for h in dict.fromkeys(headers)) + (
+                _row_paths(rows) if headers else ()
+            )
         tokens = [[t for t in _segments(h) if t] for h in headers]
         if target == "xml":
-            return tuple(dict.fromkeys(_xml_target(_render([ANY_ROOT] + t)) for t in tokens if t))
+            return tuple(dict.fromkeys(_xml_target(_render([ANY_ROOT, *t])) for t in tokens if t))
         return tuple(dict.fromkeys(_render(t) for t in tokens if t))
     source = _parse_source(code, source_fmt)
     if source is None:
@@ -371,7 +465,7 @@ def _conversion_paths(task: Task) -> tuple[str, ...]:
     paths = [list(p) for p in leaf_paths(source)]
     if target == "xml":
         if not (isinstance(source, dict) and len(source) == 1):
-            paths = [[ANY_ROOT] + p for p in paths]
+            paths = [[ANY_ROOT, *p] for p in paths]
         return tuple(dict.fromkeys(_xml_target(_render(p)) for p in paths))
     return tuple(dict.fromkeys(_render(p) for p in paths))
 

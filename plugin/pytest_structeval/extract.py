@@ -91,7 +91,9 @@ def _fence_span(text: str) -> tuple[int, int, int] | None:
     return start, newline + 1, len(text) if end < 0 else end
 
 
-def _tag_span(text: str, opener: re.Pattern[str], closer: re.Pattern[str]) -> tuple[int, int, int] | None:
+def _tag_span(
+    text: str, opener: re.Pattern[str], closer: re.Pattern[str]
+) -> tuple[int, int, int] | None:
     found = opener.search(text)
     if found is None:
         return None

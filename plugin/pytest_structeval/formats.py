@@ -17,12 +17,12 @@ import csv
 import io
 import json
 import re
-import tomllib
 from dataclasses import dataclass
 from typing import Literal
 from xml.parsers import expat
 
 import toml
+import tomllib
 import xmltodict
 import yaml
 
@@ -68,7 +68,11 @@ class SyntaxErrorInfo:
         if self.line is not None and self.column is not None:
             where += f", column {self.column}"
         # Some parsers put the whole parsed document in the message (uiri toml does).
-        message = self.message if len(self.message) <= MESSAGE_SHOWN else self.message[:MESSAGE_SHOWN] + "…"
+        message = (
+            self.message
+            if len(self.message) <= MESSAGE_SHOWN
+            else self.message[:MESSAGE_SHOWN] + "…"
+        )
         return f"{message} ({where})" if where else message
 
 
@@ -162,7 +166,7 @@ def parse_yaml(code: str, mode: Mode = "upstream") -> ParseResult:
         return _fail("nesting deeper than the YAML parser allows (indentation over 400)")
     try:
         # A multi-document stream raises ComposerError, as yaml.safe_load does upstream.
-        value = yaml.load(code, Loader=_YamlLoader)  # noqa: S506 - a safe loader class
+        value = yaml.load(code, Loader=_YamlLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         message = " ".join(p for p in (exc.context, exc.problem) if p) or "YAML error"
@@ -177,7 +181,11 @@ def parse_yaml(code: str, mode: Mode = "upstream") -> ParseResult:
         # Constructors raise these on e.g. an out-of-range timestamp like 2024-13-45.
         return _fail(f"YAML value error: {exc}")
     if not _truthy(value):
-        return _fail("parsed to an empty document" if value is None else f"parsed to an empty value ({value!r})")
+        return _fail(
+            "parsed to an empty document"
+            if value is None
+            else f"parsed to an empty value ({value!r})"
+        )
     if mode == "strict" and not isinstance(value, (dict, list)):
         return _fail(f"parsed to a {type(value).__name__}, not a mapping or a list (strict mode)")
     return ParseResult(True, value)

@@ -10,7 +10,6 @@ Pure: no pytest import, so the same functions serve the plugin, scripts and test
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random

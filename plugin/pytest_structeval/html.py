@@ -84,7 +84,11 @@ def _e(value: object) -> str:
 
 
 def _num(value: object, digits: int = 3) -> str:
-    return "–" if not isinstance(value, (int, float)) or isinstance(value, bool) else f"{value:.{digits}f}"
+    return (
+        "–"
+        if not isinstance(value, (int, float)) or isinstance(value, bool)
+        else f"{value:.{digits}f}"
+    )
 
 
 def _pct(value: object) -> str:
@@ -131,7 +135,7 @@ def mark_code(code: str, line: int | None, column: int | None) -> str:
     line_end = code.find("\n", offset)
     line_end = len(code) if line_end < 0 else line_end
     if offset < line_end:
-        marked = f"<mark>{_e(code[offset])}</mark>{_e(code[offset + 1:line_end])}"
+        marked = f"<mark>{_e(code[offset])}</mark>{_e(code[offset + 1 : line_end])}"
     else:
         where = "EOF" if offset >= len(code) else "⏎"
         marked = f'<mark title="error here">{where}</mark>'
@@ -201,7 +205,11 @@ def _header(report: Mapping[str, Any]) -> str:
         "<header><h1>StructEval-T report</h1>"
         f'<p class="meta">{" · ".join(who) or "unknown model"}</p>'
         f'<div class="cards">{"".join(cards)}</div>'
-        + (f"<details><summary>Run details</summary><table>{extra}</table></details>" if extra else "")
+        + (
+            f"<details><summary>Run details</summary><table>{extra}</table></details>"
+            if extra
+            else ""
+        )
         + "</header>"
     )
 
@@ -262,7 +270,7 @@ def _comparison(comparison: Mapping[str, Any], names: Mapping[str, str]) -> str:
     changed.sort(key=lambda t: (rank.get(str(t.get("status")), 99), t.get("delta") or 0.0))
     rows = "".join(
         f'<tr><td><a href="#task-{_e(t.get("task_id"))}"><code>{_e(t.get("task_id"))}</code></a></td>'
-        f'<td>{_e(names.get(str(t.get("task_id")), ""))}</td>'
+        f"<td>{_e(names.get(str(t.get('task_id')), ''))}</td>"
         f'<td class="num">{_num(t.get("baseline"))}</td><td class="num">{_num(t.get("current"))}</td>'
         f'<td class="num">{_delta(t.get("delta"))}</td><td>{_badge(t.get("status"))}</td></tr>'
         for t in changed
@@ -271,8 +279,8 @@ def _comparison(comparison: Mapping[str, Any], names: Mapping[str, str]) -> str:
     return (
         '<section id="comparison"><h2>Baseline comparison</h2>'
         + (f'<p class="meta">baseline: {who}</p>' if who else "")
-        + f'<p>overall <b>{_num(comparison.get("overall_baseline"), 4)}</b> → '
-        f'<b>{_num(comparison.get("overall_current"), 4)}</b> '
+        + f"<p>overall <b>{_num(comparison.get('overall_baseline'), 4)}</b> → "
+        f"<b>{_num(comparison.get('overall_current'), 4)}</b> "
         f'(<b id="overall-delta">{_delta(comparison.get("overall_delta"), 4)}</b>): {gate}</p>'
         f"<p>paired over {_e(paired.get('n'))} tasks: mean difference {_delta(paired.get('mean_delta'), 4)}, "
         f"{_pct(paired.get('confidence'))} bootstrap CI [{_delta(paired.get('ci_low'), 4)}, "
@@ -281,7 +289,7 @@ def _comparison(comparison: Mapping[str, Any], names: Mapping[str, str]) -> str:
         f'<div class="cards">{count_cards}</div>'
         + (
             # A long list is folded so that the rest of the page stays in reach.
-            f'<details{" open" if len(changed) <= MAX_OPEN_CHANGES else ""}>'
+            f"<details{' open' if len(changed) <= MAX_OPEN_CHANGES else ''}>"
             f"<summary><b>Changed tasks ({len(changed)})</b></summary>"
             '<table style="max-width:900px"><tr><th>task</th><th>name</th><th class="num">baseline</th>'
             f'<th class="num">now</th><th class="num">Δ</th><th>change</th></tr>{rows}</table></details>'
@@ -299,18 +307,22 @@ def _delta(value: object, digits: int = 3) -> str:
 
 
 def _p(value: object) -> str:
-    return f"{value:.3g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "–"
+    return (
+        f"{value:.3g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "–"
+    )
 
 
 def _list(items: Sequence[object], limit: int | None = None) -> str:
     shown = list(items)[:limit] if limit else list(items)
     text = ", ".join(f"<code>{_e(i)}</code>" for i in shown)
     if limit and len(items) > limit:
-        text += f" <span class=\"meta\">+{len(items) - limit} more</span>"
+        text += f' <span class="meta">+{len(items) - limit} more</span>'
     return text
 
 
-def _task_rows(task: Mapping[str, Any], delta: Mapping[str, Any] | None, with_baseline: bool) -> str:
+def _task_rows(
+    task: Mapping[str, Any], delta: Mapping[str, Any] | None, with_baseline: bool
+) -> str:
     task_id = str(task.get("task_id", ""))
     fmt = str(task.get("output_type", "")).lower()
     status = str(task.get("status") or "")
@@ -325,18 +337,20 @@ def _task_rows(task: Mapping[str, Any], delta: Mapping[str, Any] | None, with_ba
         f'<td class="num">{_num(task.get("score"))}</td>',
         f"<td>{_badge(status)}</td>",
         f"<td>{_list(stripped)}</td>",
-        f'<td>{_list(missing, MAX_LISTED_PATHS) if missing else ""}</td>',
+        f"<td>{_list(missing, MAX_LISTED_PATHS) if missing else ''}</td>",
     ]
     if with_baseline:
         cells.append(
-            f'<td>{_num(delta.get("baseline"))} → {_num(delta.get("current"))} {_badge(delta.get("status"))}</td>'
+            f"<td>{_num(delta.get('baseline'))} → {_num(delta.get('current'))} {_badge(delta.get('status'))}</td>"
             if delta
             else "<td></td>"
         )
     details = []
     reasons = task.get("reasons") or []
     if reasons:
-        details.append('<ul class="reasons">' + "".join(f"<li>{_e(r)}</li>" for r in reasons) + "</ul>")
+        details.append(
+            '<ul class="reasons">' + "".join(f"<li>{_e(r)}</li>" for r in reasons) + "</ul>"
+        )
     facts = [
         f"syntax ok: <b>{_e(task.get('syntax_ok'))}</b>",
         f"strict: <b>{_e(task.get('strict_ok'))}</b>",
@@ -363,13 +377,15 @@ def _task_rows(task: Mapping[str, Any], delta: Mapping[str, Any] | None, with_ba
     details.append("<p><b>Parsed code</b></p>" + _code_block(code, error))
     if generation and generation != code:
         details.append(
-            "<details><summary>Raw generation</summary>" + _code_block(generation, None) + "</details>"
+            "<details><summary>Raw generation</summary>"
+            + _code_block(generation, None)
+            + "</details>"
         )
     return (
         f'<tr class="task" id="task-{_e(task_id)}" data-status="{_e(status)}" data-format="{_e(fmt)}" '
         f'data-search="{_e(search)}">{"".join(cells)}</tr>'
         f'<tr class="detail"><td colspan="{len(cells)}"><details><summary>output of {_e(task_id)}</summary>'
-        f'{"".join(details)}</details></td></tr>'
+        f"{''.join(details)}</details></td></tr>"
     )
 
 
@@ -382,18 +398,24 @@ def _tasks(report: Mapping[str, Any]) -> str:
     comparison = report.get("comparison")
     deltas = {str(t.get("task_id")): t for t in (comparison or {}).get("tasks") or []}
     with_baseline = comparison is not None
-    statuses = sorted({str(t.get("status")) for t in tasks}, key=lambda s: (s not in STATUS_ORDER, s))
+    statuses = sorted(
+        {str(t.get("status")) for t in tasks}, key=lambda s: (s not in STATUS_ORDER, s)
+    )
     formats = sorted({str(t.get("output_type", "")).lower() for t in tasks})
     head = "".join(
         f"<th{cls}>{name}</th>"
         for name, cls in (
-            ("task", ""), ("name", ""), ("format", ""), ("score", ' class="num"'), ("status", ""),
-            ("stripped", ""), ("missing paths", ""), *([("vs baseline", "")] if with_baseline else []),
+            ("task", ""),
+            ("name", ""),
+            ("format", ""),
+            ("score", ' class="num"'),
+            ("status", ""),
+            ("stripped", ""),
+            ("missing paths", ""),
+            *([("vs baseline", "")] if with_baseline else []),
         )
     )
-    rows = "".join(
-        _task_rows(t, deltas.get(str(t.get("task_id"))), with_baseline) for t in tasks
-    )
+    rows = "".join(_task_rows(t, deltas.get(str(t.get("task_id"))), with_baseline) for t in tasks)
     return (
         # The filters stay hidden where scripts cannot run; the script shows them.
         '<section id="tasks"><h2>Tasks</h2><div class="filters" hidden>'
@@ -423,7 +445,15 @@ def render_html(report: Mapping[str, Any]) -> str:
         _header(report),
     ]
     if report.get("comparison") is not None:
-        names = {str(t.get("task_id")): str(t.get("task_name", "")) for t in report.get("tasks") or []}
+        names = {
+            str(t.get("task_id")): str(t.get("task_name", "")) for t in report.get("tasks") or []
+        }
         parts.append(_comparison(report["comparison"], names))
-    parts += [_formats(summary), _task_types(summary), _tasks(report), f"<script>{_JS}</script>", "</body></html>"]
+    parts += [
+        _formats(summary),
+        _task_types(summary),
+        _tasks(report),
+        f"<script>{_JS}</script>",
+        "</body></html>",
+    ]
     return "\n".join(parts)

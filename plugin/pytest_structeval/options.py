@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,117 +70,191 @@ def parse_format_weights(text: str) -> dict[str, float]:
     return weights
 
 
-def parse_vllm_args(items: list[str]) -> dict[str, object]:
-    """``--vllm-arg KEY=VALUE``: VALUE is read as JSON when it parses, else kept as a string,
-    so ``enforce_eager=true`` is a bool and ``max_num_seqs=64`` an int."""
+def parse_vllm_args(items: Iterable[str]) -> dict[str, object]:
+    """``--vllm-arg KEY=VALUE``: VALUE is read as JSON when it parses (``true``, ``64``,
+    ``{"a": 1}``), Python-style ``True``/``False``/``None`` are accepted too, else it stays a
+    string, so ``enforce_eager=true`` is a bool and ``max_num_seqs=64`` an int."""
+    literals = {"True": True, "False": False, "None": None}
     parsed: dict[str, object] = {}
     for item in items:
-        key, _, value = item.partition("=")
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"--vllm-arg expects KEY=VALUE, got {item!r}")
+        if value in literals:
+            parsed[key] = literals[value]
+            continue
         try:
-            parsed[key.strip()] = json.loads(value)
+            parsed[key] = json.loads(value)
         except json.JSONDecodeError:
-            parsed[key.strip()] = value
+            parsed[key] = value
     return parsed
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("structeval", "StructEval-T evaluation (pytest-structeval)")
     group.addoption(
-        "--model", dest="structeval_model", metavar="ID_OR_PATH", default=None,
+        "--model",
+        dest="structeval_model",
+        metavar="ID_OR_PATH",
+        default=None,
         help=f"HF model id, local model directory, or builtin:tiny (default: {DEFAULT_MODEL}; "
         "ini: structeval_model).",
     )
     group.addoption(
-        "--tasks", dest="structeval_tasks", metavar="PATH", default=None,
+        "--tasks",
+        dest="structeval_tasks",
+        metavar="PATH",
+        default=None,
         help="task file in public_150.json format (default: the bundled data/open150.json; "
         "ini: structeval_tasks).",
     )
     group.addoption(
-        "--generations", dest="structeval_generations", metavar="PATH", default=None,
+        "--generations",
+        dest="structeval_generations",
+        metavar="PATH",
+        default=None,
         help="replay: score an existing inference.json instead of generating (no engine).",
     )
     group.addoption(
-        "--out", dest="structeval_out", metavar="DIR", default=None,
+        "--out",
+        dest="structeval_out",
+        metavar="DIR",
+        default=None,
         help=f"where report.json, inference.json and report.html go (default: {DEFAULT_OUT}/; "
         "ini: structeval_out).",
     )
     group.addoption(
-        "--adapter", dest="structeval_adapter", metavar="PATH_OR_ID", default=None,
+        "--adapter",
+        dest="structeval_adapter",
+        metavar="PATH_OR_ID",
+        default=None,
         help="evaluate a LoRA adapter through vLLM's LoRA support, without merging.",
     )
     group.addoption(
-        "--max-tokens", dest="structeval_max_tokens", metavar="N", type=_positive_int,
-        default=4096, help="tokens to generate per task (default: 4096, as the official notebook).",
+        "--max-tokens",
+        dest="structeval_max_tokens",
+        metavar="N",
+        type=_positive_int,
+        default=4096,
+        help="tokens to generate per task (default: 4096, as the official notebook).",
     )
     group.addoption(
-        "--temperature", dest="structeval_temperature", metavar="T", type=_non_negative_float,
-        default=0.0, help="sampling temperature (default: 0, greedy, as the official notebook).",
+        "--temperature",
+        dest="structeval_temperature",
+        metavar="T",
+        type=_non_negative_float,
+        default=0.0,
+        help="sampling temperature (default: 0, greedy, as the official notebook).",
     )
     group.addoption(
-        "--seed", dest="structeval_seed", metavar="N", type=int, default=0,
+        "--seed",
+        dest="structeval_seed",
+        metavar="N",
+        type=int,
+        default=0,
         help="sampling seed given to vLLM (default: 0).",
     )
     group.addoption(
-        "--max-model-len", dest="structeval_max_model_len", metavar="N", type=_positive_int,
-        default=4096, help="engine context length (default: 4096, as the official notebook).",
+        "--max-model-len",
+        dest="structeval_max_model_len",
+        metavar="N",
+        type=_positive_int,
+        default=4096,
+        help="engine context length (default: 4096, as the official notebook).",
     )
     group.addoption(
-        "--gpu-memory-utilization", dest="structeval_gpu_memory_utilization", metavar="F",
-        type=_fraction, default=None,
+        "--gpu-memory-utilization",
+        dest="structeval_gpu_memory_utilization",
+        metavar="F",
+        type=_fraction,
+        default=None,
         help="fraction of device memory for vLLM (default: vLLM's own default).",
     )
     group.addoption(
-        "--dtype", dest="structeval_dtype", metavar="DTYPE", default="auto",
+        "--dtype",
+        dest="structeval_dtype",
+        metavar="DTYPE",
+        default="auto",
         choices=("auto", "float32", "float16", "bfloat16", "half", "float"),
         help="model dtype (default: auto; float32 on CPU, where vLLM's bf16 kernels crash).",
     )
     group.addoption(
-        "--vllm-arg", dest="structeval_vllm_args", metavar="KEY=VALUE", action="append",
-        type=_key_value, default=[],
+        "--vllm-arg",
+        dest="structeval_vllm_args",
+        metavar="KEY=VALUE",
+        action="append",
+        type=_key_value,
+        default=[],
         help="extra keyword argument for vllm.LLM, repeatable; VALUE is parsed as JSON if it can be.",
     )
     group.addoption(
-        "--structured-outputs", dest="structeval_structured_outputs", action="store_true",
+        "--structured-outputs",
+        dest="structeval_structured_outputs",
+        action="store_true",
         help="constrain decoding to the task's output format (vLLM structured outputs).",
     )
     group.addoption(
-        "--trust-remote-code", dest="structeval_trust_remote_code", action="store_true",
+        "--trust-remote-code",
+        dest="structeval_trust_remote_code",
+        action="store_true",
         help="allow model repositories to run their own code (off by default).",
     )
     group.addoption(
-        "--no-cache", dest="structeval_no_cache", action="store_true",
+        "--no-cache",
+        dest="structeval_no_cache",
+        action="store_true",
         help="neither read nor write the generation cache.",
     )
     group.addoption(
-        "--refresh", dest="structeval_refresh", action="store_true",
+        "--refresh",
+        dest="structeval_refresh",
+        action="store_true",
         help="regenerate every selected task and overwrite its cache entry.",
     )
     group.addoption(
-        "--cache-dir", dest="structeval_cache_dir", metavar="DIR", default=None,
+        "--cache-dir",
+        dest="structeval_cache_dir",
+        metavar="DIR",
+        default=None,
         help="generation cache (default: $PYTEST_STRUCTEVAL_CACHE or ~/.cache/pytest-structeval).",
     )
     group.addoption(
-        "--scoring-mode", dest="structeval_scoring_mode", choices=("upstream", "strict"),
+        "--scoring-mode",
+        dest="structeval_scoring_mode",
+        choices=("upstream", "strict"),
         default="upstream",
         help="upstream: score as StructEval does (default); strict: competitor-style checks.",
     )
     group.addoption(
-        "--format-weights", dest="structeval_format_weights", metavar="FMT=W,...",
-        type=_format_weights, default=None,
+        "--format-weights",
+        dest="structeval_format_weights",
+        metavar="FMT=W,...",
+        type=_format_weights,
+        default=None,
         help="weights of the per-format means in the competition estimate "
         "(ini: structeval_format_weights; default: the scorer's).",
     )
     group.addoption(
-        "--baseline", dest="structeval_baseline", metavar="PATH", default=None,
+        "--baseline",
+        dest="structeval_baseline",
+        metavar="PATH",
+        default=None,
         help="report.json of an earlier run: fail tasks that regressed from 1.0.",
     )
     group.addoption(
-        "--max-drop", dest="structeval_max_drop", metavar="D", type=_non_negative_float,
-        default=0.01, help="with --baseline, fail the session when the overall score drops "
+        "--max-drop",
+        dest="structeval_max_drop",
+        metavar="D",
+        type=_non_negative_float,
+        default=0.01,
+        help="with --baseline, fail the session when the overall score drops "
         "by more than D (default: 0.01).",
     )
     group.addoption(
-        "--strict-regressions", dest="structeval_strict_regressions", action="store_true",
+        "--strict-regressions",
+        dest="structeval_strict_regressions",
+        action="store_true",
         help="with --baseline, fail (not xfail) tasks that were imperfect and got worse.",
     )
     parser.addini("structeval_model", "default for --model", default=DEFAULT_MODEL)
@@ -232,8 +307,10 @@ class Settings:
 
         tasks_value = opt("tasks") or config.getini("structeval_tasks") or None
         weights_text = opt("format_weights") or config.getini("structeval_format_weights") or ""
-        cache_dir = opt("cache_dir") or os.environ.get("PYTEST_STRUCTEVAL_CACHE") or str(
-            Path.home() / ".cache" / "pytest-structeval"
+        cache_dir = (
+            opt("cache_dir")
+            or os.environ.get("PYTEST_STRUCTEVAL_CACHE")
+            or str(Path.home() / ".cache" / "pytest-structeval")
         )
         return cls(
             model=opt("model") or config.getini("structeval_model"),

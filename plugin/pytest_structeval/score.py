@@ -77,10 +77,18 @@ class TaskScore:
             more = len(self.missing_paths) - EXPLAIN_MAX_PATHS
             lines.append(f"  missing: {shown}" + (f" and {more} more" if more > 0 else ""))
         if self.stripped:
-            validity = "valid as returned" if self.strict_ok else "valid only after extraction" if self.syntax_ok else "invalid"
+            validity = (
+                "valid as returned"
+                if self.strict_ok
+                else "valid only after extraction"
+                if self.syntax_ok
+                else "invalid"
+            )
             lines.append(f"  stripped: {', '.join(self.stripped)} ({validity})")
         if self.truncated:
-            lines.append(f"  truncated: output ended mid-document (finish_reason {self.finish_reason})")
+            lines.append(
+                f"  truncated: output ended mid-document (finish_reason {self.finish_reason})"
+            )
         shown_above = ("syntax error", "missing", "valid only after extraction", "output ended")
         for reason in self.reasons:
             if not reason.startswith(shown_above):
@@ -109,8 +117,10 @@ def _looks_truncated(error: SyntaxErrorInfo | None, code: str, finish_reason: st
         return True
     if error is None:
         return False
-    if error.line is not None and error.line >= code.count("\n") + 1 and any(
-        hint.lower() in error.message.lower() for hint in _TRUNCATION_HINTS
+    if (
+        error.line is not None
+        and error.line >= code.count("\n") + 1
+        and any(hint.lower() in error.message.lower() for hint in _TRUNCATION_HINTS)
     ):
         return True
     return "no element found" in error.message or "unclosed token" in error.message
@@ -178,7 +188,11 @@ def score_task(
     if extraction.decode_failed:
         reasons.append("unicode_escape decode failed and was skipped, as upstream does")
     if parsed.ok and not strict.ok:
-        reasons.append("valid only after extraction" if extraction.source != "whole" else "valid only under upstream parsing")
+        reasons.append(
+            "valid only after extraction"
+            if extraction.source != "whole"
+            else "valid only under upstream parsing"
+        )
     if truncated:
         reasons.append("output ended mid-document")
 

@@ -88,7 +88,9 @@ class StructEvalSnapshotExtension(SingleFileSnapshotExtension):
         return str(index)
 
     @classmethod
-    def matches_test_location(cls, *, test_location: PyTestLocation, snapshot_location: str) -> bool:
+    def matches_test_location(
+        cls, *, test_location: PyTestLocation, snapshot_location: str
+    ) -> bool:
         # Silences syrupy's "can not relate snapshot location" warning: the directory is ours.
         return Path(snapshot_location).parent == Path(cls.dirname(test_location=test_location))
 
@@ -134,7 +136,9 @@ def extension_for(slug: str, fmt: str) -> type[StructEvalSnapshotExtension]:
     if fmt not in FORMATS:
         raise ValueError(f"unknown output format {fmt!r}; expected one of {', '.join(FORMATS)}")
     if not slug or slug != _slugify(slug):
-        raise ValueError(f"snapshot slug {slug!r} is not filesystem-safe; build it with snapshot_slug()")
+        raise ValueError(
+            f"snapshot slug {slug!r} is not filesystem-safe; build it with snapshot_slug()"
+        )
     return _extension_class(slug, fmt)
 
 
@@ -158,7 +162,9 @@ def _name_part(text: str) -> str:
     return _slugify("--".join(_slugify(p) for p in parts))
 
 
-def snapshot_slug(model: str | None, adapter: str | None = None, generations: str | None = None) -> str:
+def snapshot_slug(
+    model: str | None, adapter: str | None = None, generations: str | None = None
+) -> str:
     """A readable, filesystem-safe directory name for one model, model+adapter or replay file.
 
     ``generations`` wins (a replay is named after its file: ``replay-scored_0.77064``);
@@ -264,6 +270,10 @@ def unused_snapshots(directory: str | os.PathLike[str], task_ids: Iterable[str])
     if not root.is_dir():
         return []
     return sorted(
-        p for p in root.iterdir()
-        if p.is_file() and p.suffix[1:] in FORMATS and not p.name.startswith(".") and p.stem not in known
+        p
+        for p in root.iterdir()
+        if p.is_file()
+        and p.suffix[1:] in FORMATS
+        and not p.name.startswith(".")
+        and p.stem not in known
     )

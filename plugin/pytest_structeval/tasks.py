@@ -197,6 +197,8 @@ def load_generations(
     wanted = list(selected) if selected is not None else [t.task_id for t in tasks]
     missing = [task_id for task_id in wanted if task_id not in generations]
     if missing:
-        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        shown = ", ".join(missing[:3]) + (
+            f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        )
         raise InputError(f"{path}: no generation for {len(missing)} selected task(s): {shown}")
     return generations

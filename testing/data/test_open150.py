@@ -28,10 +28,24 @@ ANSWERS_FILE = DATA / "open150.answers.json"
 PUBLIC_FILE = ROOT.parent / "shared" / "data" / "public_150.json"
 
 EXPECTED_COUNTS = {
-    "Text to TOML": 25, "CSV to JSON": 14, "JSON to YAML": 14, "XML to JSON": 13,
-    "TOML to JSON": 11, "YAML to JSON": 10, "TOML to YAML": 8, "CSV to YAML": 6,
-    "XML to YAML": 6, "Text to XML": 6, "JSON to XML": 6, "Text to CSV": 6, "YAML to XML": 5,
-    "XML to CSV": 5, "YAML to CSV": 5, "JSON to CSV": 4, "CSV to XML": 3, "Text to JSON": 2,
+    "Text to TOML": 25,
+    "CSV to JSON": 14,
+    "JSON to YAML": 14,
+    "XML to JSON": 13,
+    "TOML to JSON": 11,
+    "YAML to JSON": 10,
+    "TOML to YAML": 8,
+    "CSV to YAML": 6,
+    "XML to YAML": 6,
+    "Text to XML": 6,
+    "JSON to XML": 6,
+    "Text to CSV": 6,
+    "YAML to XML": 5,
+    "XML to CSV": 5,
+    "YAML to CSV": 5,
+    "JSON to CSV": 4,
+    "CSV to XML": 3,
+    "Text to JSON": 2,
     "Text to YAML": 1,
 }
 CSV_NOTE = "(Only output the CSV content as plain text, starting with the header row.)"
@@ -72,7 +86,12 @@ def test_records_follow_the_public_schema_plus_metric() -> None:
     assert len(records) == 150
     for record in records:
         assert list(record) == [
-            "task_id", "task_name", "rendering", "query", "output_type", "raw_output_metric",
+            "task_id",
+            "task_name",
+            "rendering",
+            "query",
+            "output_type",
+            "raw_output_metric",
         ]
         assert record["rendering"] is False
         assert record["output_type"] == record["task_name"].split(" to ")[1].upper()
@@ -102,7 +121,9 @@ def test_answers_are_bare_documents_in_task_order() -> None:
 def test_regeneration_is_byte_identical(tmp_path: Path) -> None:
     subprocess.run(
         [sys.executable, str(DATA / "build_open150.py"), "--out", str(tmp_path)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     for name in ("open150.json", "open150.answers.json"):
         assert (tmp_path / name).read_bytes() == (DATA / name).read_bytes(), name
@@ -133,14 +154,16 @@ def test_paths_follow_the_per_format_conventions() -> None:
         if task.output_type == "CSV":
             assert all(p.startswith("csv::") for p in paths)
             header = answer.splitlines()[0].split(",")
-            assert [p[len("csv::"):] for p in paths] == header
+            assert [p[len("csv::") :] for p in paths] == header
             continue
         assert not any(p.startswith("csv::") for p in paths)
         if task.output_type == "XML":
             root = re.match(r"<([A-Za-z_][\w.-]*)", answer).group(1)
             assert all(p.split(".", 1)[0] == root for p in paths), task.task_id
         else:
-            load = {"JSON": json.loads, "YAML": yaml.safe_load, "TOML": toml.loads}[task.output_type]
+            load = {"JSON": json.loads, "YAML": yaml.safe_load, "TOML": toml.loads}[
+                task.output_type
+            ]
             root = next(iter(load(answer)))
             assert all(p.split(".", 1)[0] == root for p in paths), task.task_id
 
@@ -157,12 +180,15 @@ def _content(query: str) -> str:
 def _windows(text: str, width: int = 60) -> set[str]:
     # Windows of bare punctuation and indentation (``"}, ] }``) say nothing about copying.
     return {
-        text[i : i + width] for i in range(len(text) - width + 1)
+        text[i : i + width]
+        for i in range(len(text) - width + 1)
         if sum(ch.isalpha() for ch in text[i : i + width]) >= 10
     }
 
 
-@pytest.mark.skipif(not PUBLIC_FILE.exists(), reason="../shared/data/public_150.json is not present")
+@pytest.mark.skipif(
+    not PUBLIC_FILE.exists(), reason="../shared/data/public_150.json is not present"
+)
 def test_no_query_is_copied_from_public_150() -> None:
     public = json.loads(PUBLIC_FILE.read_text(encoding="utf-8"))
     public_windows = set().union(*(_windows(_content(item["query"])) for item in public))
@@ -196,7 +222,9 @@ def _drop_last_scored_key(document: dict, paths: tuple[str, ...]) -> tuple[dict,
 
 @pytest.mark.parametrize("task", **by_id(of_type("JSON")))
 def test_json_answer_missing_a_key(task: Task) -> None:
-    document, lost = _drop_last_scored_key(json.loads(ANSWERS[task.task_id]), task.raw_output_metric)
+    document, lost = _drop_last_scored_key(
+        json.loads(ANSWERS[task.task_id]), task.raw_output_metric
+    )
     result = score_task(task, json.dumps(document, indent=2))
     n = len(task.raw_output_metric)
     assert result.score == predicted(n - len(lost), n), result.explain()
@@ -205,7 +233,9 @@ def test_json_answer_missing_a_key(task: Task) -> None:
 
 @pytest.mark.parametrize("task", **by_id(of_type("YAML")))
 def test_yaml_answer_missing_a_key(task: Task) -> None:
-    document, lost = _drop_last_scored_key(yaml.safe_load(ANSWERS[task.task_id]), task.raw_output_metric)
+    document, lost = _drop_last_scored_key(
+        yaml.safe_load(ANSWERS[task.task_id]), task.raw_output_metric
+    )
     result = score_task(task, yaml.safe_dump(document, sort_keys=False))
     n = len(task.raw_output_metric)
     assert result.score == predicted(n - len(lost), n), result.explain()
@@ -235,7 +265,9 @@ def test_broken_syntax_scores_zero(task: Task) -> None:
 def test_json_in_prose_needs_a_fence(task: Task) -> None:
     answer = ANSWERS[task.task_id]
     # No fence: the whole text is parsed (§1.2), and JSON rejects the prose.
-    bare = score_task(task, f"Here is the JSON you asked for:\n{answer}\nLet me know if anything is missing.")
+    bare = score_task(
+        task, f"Here is the JSON you asked for:\n{answer}\nLet me know if anything is missing."
+    )
     assert bare.score == predicted(0, 1, syntax_ok=False), bare.explain()
     # A fence anywhere wins, and prose around it is dropped.
     fenced = score_task(task, f"Sure, here it is.\n```json\n{answer}\n```\nAnything else?")

@@ -52,10 +52,14 @@ def test_bad_task_file(suite, pytester, tasks, expected):
     [
         ("[{", "gens.json: generations file is not valid JSON"),
         ('{"t1": "x"}', "gens.json: generations file must be a JSON list"),
-        ([{"task_id": "t1", "generation": 3}, {"task_id": "t2", "generation": ""}],
-         "item 0 (task_id 't1'): generation must be a string"),
-        ([{"task_id": "t1", "generation": "{}"}, {"task_id": "zz", "generation": ""}],
-         "item 1 (task_id 'zz'): unknown task id"),
+        (
+            [{"task_id": "t1", "generation": 3}, {"task_id": "t2", "generation": ""}],
+            "item 0 (task_id 't1'): generation must be a string",
+        ),
+        (
+            [{"task_id": "t1", "generation": "{}"}, {"task_id": "zz", "generation": ""}],
+            "item 1 (task_id 'zz'): unknown task id",
+        ),
         ([{"task_id": "t1", "generation": "{}"}], "no generation for 1 selected task(s): t2"),
     ],
     ids=["not-json", "not-a-list", "not-a-string", "unknown-id", "missing-selected"],
@@ -78,7 +82,10 @@ def test_missing_generations_only_matter_for_selected_tasks(suite, pytester):
 def test_bad_baseline_is_a_usage_error(suite, pytester):
     (pytester.path / "base.json").write_text("[1, 2", "utf-8")
     message = run_bad(
-        suite, pytester, tasks=[GOOD_TASK], generations=[{"task_id": "t1", "generation": "{}"}],
+        suite,
+        pytester,
+        tasks=[GOOD_TASK],
+        generations=[{"task_id": "t1", "generation": "{}"}],
         extra=("--baseline=base.json",),
     )
     assert "base.json" in message

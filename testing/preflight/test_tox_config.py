@@ -30,10 +30,33 @@ POSARGS = ["--model=org/model", "--tasks=data/open150.json"]
 def tox_config(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, object]]:
     envs = [*PINS, "lint"]
     proc = subprocess.run(
-        [sys.executable, "-m", "tox", "config", "-c", str(TOX_INI), "-e", ",".join(envs),
-         "-k", "deps", "commands", "commands_pre", "set_env", "skip_install", "package",
-         "--format", "json", "--workdir", str(tmp_path_factory.mktemp("tox")), "--", *POSARGS],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "tox",
+            "config",
+            "-c",
+            str(TOX_INI),
+            "-e",
+            ",".join(envs),
+            "-k",
+            "deps",
+            "commands",
+            "commands_pre",
+            "set_env",
+            "skip_install",
+            "package",
+            "--format",
+            "json",
+            "--workdir",
+            str(tmp_path_factory.mktemp("tox")),
+            "--",
+            *POSARGS,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)["env"]
@@ -59,7 +82,9 @@ def test_cpu_environment_removes_the_vision_packages_and_bounds_the_kv_cache(tox
     cpu = tox_config["cpu"]
     assert cpu["commands_pre"] == ["python -m pip uninstall -y torchvision torchaudio torchcodec"]
     set_env = cpu["set_env"]
-    assert "VLLM_CPU_KVCACHE_SPACE" in (set_env if isinstance(set_env, dict) else "\n".join(set_env))
+    assert "VLLM_CPU_KVCACHE_SPACE" in (
+        set_env if isinstance(set_env, dict) else "\n".join(set_env)
+    )
 
 
 def test_lint_environment_runs_ruff_without_the_project(tox_config):

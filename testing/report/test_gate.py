@@ -38,7 +38,9 @@ def test_perfect_now_passes(strict):
 
 
 def test_fixed_passes_and_says_so():
-    assert task_verdict(0.25, 1.0, strict_regressions=False) == Verdict("pass", "fixed: 0.25 -> 1.0")
+    assert task_verdict(0.25, 1.0, strict_regressions=False) == Verdict(
+        "pass", "fixed: 0.25 -> 1.0"
+    )
 
 
 @pytest.mark.parametrize("strict", [False, True])
@@ -125,15 +127,27 @@ NOW = {"t1": 1.0, "t2": 0.5, "t3": 1.0, "t4": 0.25, "t5": 0.4, "t6": 0.0, "t8": 
 def test_compare_classifies_every_task():
     comparison = compare(NOW, BASE, current_overall=0.55)
     assert [(t.task_id, t.status) for t in comparison.tasks] == [
-        ("t1", "same"), ("t2", "regressed"), ("t3", "fixed"), ("t4", "worse"),
-        ("t5", "better"), ("t6", "same"), ("t8", "new"), ("t7", "gone"),
+        ("t1", "same"),
+        ("t2", "regressed"),
+        ("t3", "fixed"),
+        ("t4", "worse"),
+        ("t5", "better"),
+        ("t6", "same"),
+        ("t8", "new"),
+        ("t7", "gone"),
     ]
     by_id = {t.task_id: t for t in comparison.tasks}
     assert by_id["t2"].delta == pytest.approx(-0.5)
     assert by_id["t8"].baseline is None and by_id["t8"].delta is None
     assert by_id["t7"].current is None
     assert comparison.counts == {
-        "regressed": 1, "fixed": 1, "worse": 1, "better": 1, "same": 2, "new": 1, "gone": 1
+        "regressed": 1,
+        "fixed": 1,
+        "worse": 1,
+        "better": 1,
+        "same": 2,
+        "new": 1,
+        "gone": 1,
     }
     assert comparison.regressed == ["t2"]
     assert comparison.paired.n == 6  # only tasks scored in both runs
@@ -168,7 +182,11 @@ def test_to_dict_is_json_and_round_trips():
     assert data["baseline_meta"] == {"model": "base/model", "backend": "vllm"}
     assert set(data["paired"]) >= {"sign_test_p", "ci_low", "ci_high", "noise", "n", "mean_delta"}
     assert data["tasks"][1] == {
-        "task_id": "t2", "baseline": 1.0, "current": 0.5, "delta": -0.5, "status": "regressed"
+        "task_id": "t2",
+        "baseline": 1.0,
+        "current": 0.5,
+        "delta": -0.5,
+        "status": "regressed",
     }
     assert Comparison.from_dict(data) == comparison
 
@@ -209,11 +227,17 @@ def test_load_baseline_reads_a_report_or_its_directory(tmp_path):
     ("content", "message"),
     [
         (None, "baseline report not found"),
-        ("{not json", "is not valid JSON: Expecting property name enclosed in double quotes at line 1, column 2"),
+        (
+            "{not json",
+            "is not valid JSON: Expecting property name enclosed in double quotes at line 1, column 2",
+        ),
         ("[]", "expected a JSON object"),
         (json.dumps({"tasks": [{"task_id": "a", "score": 1}]}), "no numeric summary.overall"),
         (json.dumps({"summary": {"overall": 0.5}, "tasks": []}), "no 'tasks' list"),
-        (json.dumps({"summary": {"overall": 0.5}, "tasks": [{"score": 1}]}), "tasks[0] has no string 'task_id'"),
+        (
+            json.dumps({"summary": {"overall": 0.5}, "tasks": [{"score": 1}]}),
+            "tasks[0] has no string 'task_id'",
+        ),
         (
             json.dumps({"summary": {"overall": 0.5}, "tasks": [{"task_id": "a", "score": 2}]}),
             "tasks[0] (a): score 2 is not in [0, 1]",

@@ -86,7 +86,9 @@ def synthetic_report(*, with_comparison: bool = False) -> dict:
             "task_mean": 0.5,
             "parse_rate": 0.6,
             "by_format": by_format,
-            "by_task_type": {f"Text to {f.upper()}": {"n": 1, "mean": s["mean"]} for f, s in by_format.items()},
+            "by_task_type": {
+                f"Text to {f.upper()}": {"n": 1, "mean": s["mean"]} for f, s in by_format.items()
+            },
         },
         "tasks": tasks,
         "meta": {"backend": "replay", "model": "org/model<b>", "adapter": None, "engine_builds": 0},
@@ -137,15 +139,24 @@ def page() -> str:
 def test_header_formats_and_task_types(page):
     assert '<span class="score" id="overall">0.5000</span>' in page
     assert "<b>org/model&lt;b&gt;</b>" in page and "backend <b>replay</b>" in page
-    for fmt, width in (("json", "100.0"), ("yaml", "50.0"), ("toml", "0.0"), ("xml", "0.0"), ("csv", "100.0")):
+    for fmt, width in (
+        ("json", "100.0"),
+        ("yaml", "50.0"),
+        ("toml", "0.0"),
+        ("xml", "0.0"),
+        ("csv", "100.0"),
+    ):
         assert re.search(
-            rf'<div class="bar" data-format="{fmt}"[^>]*><div class="fill" style="width:{width}%">', page
+            rf'<div class="bar" data-format="{fmt}"[^>]*><div class="fill" style="width:{width}%">',
+            page,
         ), fmt
     assert "<td>Text to TOML</td>" in page
 
 
 def test_task_table_rows_show_status_stripped_and_missing_paths(page):
-    rows = [attrs for tag, attrs in parse(page).tags if tag == "tr" and attrs.get("class") == "task"]
+    rows = [
+        attrs for tag, attrs in parse(page).tags if tag == "tr" and attrs.get("class") == "task"
+    ]
     assert [(r["id"], r["data-status"], r["data-format"]) for r in rows] == [
         ("task-p_ok", "passed", "json"),
         ("task-p_fenced", "failed", "yaml"),
@@ -188,7 +199,11 @@ def test_no_url_outside_escaped_user_content(page):
             value = attrs.get(name)
             assert value is None or value.startswith("#"), (tag, name, value)
     assert "@import" not in page and "url(" not in page
-    csp = [a["content"] for t, a in parse(page).tags if a.get("http-equiv") == "Content-Security-Policy"]
+    csp = [
+        a["content"]
+        for t, a in parse(page).tags
+        if a.get("http-equiv") == "Content-Security-Policy"
+    ]
     assert len(csp) == 1 and csp[0].startswith("default-src 'none';")
     assert "script-src 'sha256-" in csp[0]
 
@@ -218,7 +233,14 @@ def test_long_code_is_cut_with_a_note_and_a_late_error_still_shown():
     assert len(code) > CODE_DISPLAY_LIMIT
     report = synthetic_report()
     report["tasks"] = [
-        task("p_long", "toml", 0.0, "failed", code, syntax_error={"message": "bad", "line": 4001, "column": 8})
+        task(
+            "p_long",
+            "toml",
+            0.0,
+            "failed",
+            code,
+            syntax_error={"message": "bad", "line": 4001, "column": 8},
+        )
     ]
     page = render_html(report)
     assert f"Showing the first {CODE_DISPLAY_LIMIT:,} of {len(code):,} characters." in page
@@ -245,8 +267,13 @@ def test_error_offset(code, line, column, offset):
 
 
 def test_marks_at_end_of_line_and_text():
-    assert mark_code("ab\ncd", 1, 3) == '<span class="errline">ab<mark title="error here">⏎</mark></span>\ncd'
-    assert mark_code("{", 2, 1) == '<span class="errline">{<mark title="error here">EOF</mark></span>'
+    assert (
+        mark_code("ab\ncd", 1, 3)
+        == '<span class="errline">ab<mark title="error here">⏎</mark></span>\ncd'
+    )
+    assert (
+        mark_code("{", 2, 1) == '<span class="errline">{<mark title="error here">EOF</mark></span>'
+    )
     assert mark_code("<a>", None, None) == "&lt;a&gt;"
 
 

@@ -59,7 +59,10 @@ def page_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def run_chromium(chromium: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [chromium, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", *args],
-        capture_output=True, text=True, timeout=120, check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
 
 
@@ -93,11 +96,20 @@ def dump(chromium: str, tmp_path: Path, url: str) -> tuple[Rows, str, str]:
 
 def test_dom_shows_tasks_bars_and_comparison(chromium, page_file, tmp_path):
     rows, dom, log = dump(chromium, tmp_path, page_file.as_uri())
-    assert list(rows.rows) == ["task-p_ok", "task-p_fenced", "task-p_bad", "task-p_evil", "task-p_csv"]
+    assert list(rows.rows) == [
+        "task-p_ok",
+        "task-p_fenced",
+        "task-p_bad",
+        "task-p_evil",
+        "task-p_csv",
+    ]
     assert not any("hidden" in r for r in rows.rows.values())
     assert rows.fills == {
-        "json": "width:100.0%", "yaml": "width:50.0%", "toml": "width:0.0%",
-        "xml": "width:0.0%", "csv": "width:100.0%",
+        "json": "width:100.0%",
+        "yaml": "width:50.0%",
+        "toml": "width:0.0%",
+        "xml": "width:0.0%",
+        "csv": "width:100.0%",
     }
     assert 'id="comparison"' in dom and "<mark>=</mark>" in dom
     # Our script ran (it shows the filters) and the page's policy refused nothing.

@@ -23,7 +23,6 @@ from pytest_structeval.snapshots import (
     unused_snapshots,
 )
 
-
 UNUSED = re.compile(r"snapshots? unused|unused snapshots?")
 SLUG = "Qwen--Qwen3-4B-Instruct-2507"
 TASKS = {"p_a": "json", "p_b": "yaml", "p_c": "toml", "p_d": "xml", "p_e": "csv", "p_f": "json"}
@@ -36,7 +35,7 @@ OUTPUTS = {
     "p_f": '{"f": "é ✓"}',
 }
 
-MODULE = f'''
+MODULE = f"""
 import json
 from pathlib import Path
 
@@ -57,9 +56,9 @@ def test_task(snapshot, task_id):
     outcome = check_snapshot(snapshot, task_id=task_id, fmt=TASKS[task_id], slug={SLUG!r},
                              content=content)
     assert outcome == expected.get(task_id, outcome)
-'''
+"""
 
-WRITE_COUNTER = '''
+WRITE_COUNTER = """
 import os
 from pathlib import Path
 
@@ -76,13 +75,15 @@ def _counting_write(cls, *, snapshot_collection, name_order=None):
 
 
 snapshots.StructEvalSnapshotExtension.write_snapshot_collection = _counting_write
-'''
+"""
 
 
 class Project:
     def __init__(self, pytester: pytest.Pytester) -> None:
         self.pytester = pytester
-        pytester.makeini("[pytest]\nmarkers =\n" + "".join(f"    {f}\n" for f in set(TASKS.values())))
+        pytester.makeini(
+            "[pytest]\nmarkers =\n" + "".join(f"    {f}\n" for f in set(TASKS.values()))
+        )
         pytester.makepyfile(test_suite=MODULE)
         self.set_outputs(OUTPUTS)
         self.expect({})
@@ -120,7 +121,12 @@ def project(pytester: pytest.Pytester) -> Project:
     ("model", "adapter", "generations", "slug"),
     [
         ("Qwen/Qwen3-4B-Instruct-2507", None, None, "Qwen--Qwen3-4B-Instruct-2507"),
-        ("Qwen/Qwen3-4B", "/ckpts/run 1/checkpoint-300/", None, "Qwen--Qwen3-4B__ckpts--run_1--checkpoint-300"),
+        (
+            "Qwen/Qwen3-4B",
+            "/ckpts/run 1/checkpoint-300/",
+            None,
+            "Qwen--Qwen3-4B__ckpts--run_1--checkpoint-300",
+        ),
         ("/models/my model/", None, None, "models--my_model"),
         (None, None, "../shared/data/inference/scored_0.77064.json", "replay-scored_0.77064"),
         ("ignored/when-replaying", "x", "C:\\runs\\gens.json", "replay-gens"),
@@ -168,7 +174,12 @@ def test_content_normalisation(code, stored):
 def test_unified_diff_reads_like_diff_u():
     diff = unified_diff("a: 1\nb: 2\n", "a: 1\nb: 3\n", "/x/p_b.yaml")
     assert diff.splitlines() == [
-        "--- snapshot/p_b.yaml", "+++ current/p_b.yaml", "@@ -1,2 +1,2 @@", " a: 1", "-b: 2", "+b: 3",
+        "--- snapshot/p_b.yaml",
+        "+++ current/p_b.yaml",
+        "@@ -1,2 +1,2 @@",
+        " a: 1",
+        "-b: 2",
+        "+b: 3",
     ]
 
 
@@ -187,7 +198,9 @@ def test_first_run_writes_one_native_file_per_task_without_failing(project):
     result = project.run()
     result.assert_outcomes(passed=len(TASKS))
     result.stdout.fnmatch_lines([f"*{len(TASKS)} snapshots generated*"])
-    assert sorted(p.name for p in project.dir.iterdir()) == sorted(f"{t}.{f}" for t, f in TASKS.items())
+    assert sorted(p.name for p in project.dir.iterdir()) == sorted(
+        f"{t}.{f}" for t, f in TASKS.items()
+    )
     for task_id, code in OUTPUTS.items():
         assert project.file(task_id).read_bytes() == normalise_content(code).encode("utf-8")
     assert project.file("p_c").read_text("utf-8") == 'title = "x"\n[owner]\nname = "y"\n'

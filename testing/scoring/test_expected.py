@@ -42,23 +42,38 @@ def test_generation_paths_follow_requirements():
 
 def test_text_to_csv_checks_headers():
     query = "Please output CSV code:\n\nFeature Requirements:\n1. The recipe_id field must be a string.\n2. The habitat.region field is a string.\n"
-    assert expected_paths(_task("Text to CSV", "CSV", query)) == ("csv::recipe_id", "csv::habitat.region")
+    assert expected_paths(_task("Text to CSV", "CSV", query)) == (
+        "csv::recipe_id",
+        "csv::habitat.region",
+    )
 
 
 def test_csv_to_json_nests_dotted_and_indexed_headers():
     query = "Please convert the following CSV code to JSON code.\\n\\n<code>name,system.star,moons[0].name\nA,B,C\n</code>"
     assert query_code(query).startswith("name,")
-    assert expected_paths(_task("CSV to JSON", "JSON", query)) == ("name", "system.star", "moons[0].name")
+    assert expected_paths(_task("CSV to JSON", "JSON", query)) == (
+        "name",
+        "system.star",
+        "moons[0].name",
+    )
 
 
 def test_xml_to_json_collapses_wrappers():
     query = "convert XML to JSON.\\n\\n<code><galaxy><systems><system><n>A</n></system><system><n>B</n></system></systems><moons><moon>x</moon></moons></galaxy></code>"
-    assert expected_paths(_task("XML to JSON", "JSON", query)) == ("galaxy.systems[0].n", "galaxy.systems[1].n", "galaxy.moons")
+    assert expected_paths(_task("XML to JSON", "JSON", query)) == (
+        "galaxy.systems[0].n",
+        "galaxy.systems[1].n",
+        "galaxy.moons",
+    )
 
 
 def test_json_to_xml_keeps_root_and_checks_every_list_element():
     query = 'convert.\\n\\n<code>{"library": {"name": "L", "books": [{"t": 1}, {"t": 2}]}}</code>'
-    assert expected_paths(_task("JSON to XML", "XML", query)) == ("library.name", "library.books[0].t", "library.books[1].t")
+    assert expected_paths(_task("JSON to XML", "XML", query)) == (
+        "library.name",
+        "library.books[0].t",
+        "library.books[1].t",
+    )
 
 
 def test_unclosed_code_tag_still_gives_the_source():
@@ -68,22 +83,39 @@ def test_unclosed_code_tag_still_gives_the_source():
 
 def test_text_to_csv_requirement_opening_with_the_column_name():
     query = "Please output CSV code:\n\nFeature Requirements:\n1. artifact_id must be a unique string.\n2. discoveryDate is the date it was found.\n"
-    assert expected_paths(_task("Text to CSV", "CSV", query)) == ("csv::artifact_id", "csv::discoveryDate")
+    assert expected_paths(_task("Text to CSV", "CSV", query)) == (
+        "csv::artifact_id",
+        "csv::discoveryDate",
+    )
 
 
 def test_yaml_to_csv_uses_record_keys():
     query = "convert.\\n\\n<code>\nplanets:\n  - name: A\n    mass: 1\n  - name: B\n    mass: 2\n</code>"
-    assert expected_paths(_task("YAML to CSV", "CSV", query)) == ("csv::name", "csv::mass", "csv_rows[0]", "csv_rows[1]")
+    assert expected_paths(_task("YAML to CSV", "CSV", query)) == (
+        "csv::name",
+        "csv::mass",
+        "csv_rows[0]",
+        "csv_rows[1]",
+    )
 
 
 def test_csv_to_csv_checks_headers_and_every_source_row():
     query = "convert.\n\n<code>a,b\n1,2\n3,4\n</code>"
-    assert expected_paths(_task("CSV to CSV", "CSV", query)) == ("csv::a", "csv::b", "csv_rows[0]", "csv_rows[1]")
+    assert expected_paths(_task("CSV to CSV", "CSV", query)) == (
+        "csv::a",
+        "csv::b",
+        "csv_rows[0]",
+        "csv_rows[1]",
+    )
 
 
 def test_single_object_to_csv_is_one_row():
     query = 'convert.\n\n<code>{"a": 1, "b": {"c": 2}}</code>'
-    assert expected_paths(_task("JSON to CSV", "CSV", query)) == ("csv::a", "csv::b.c", "csv_rows[0]")
+    assert expected_paths(_task("JSON to CSV", "CSV", query)) == (
+        "csv::a",
+        "csv::b.c",
+        "csv_rows[0]",
+    )
 
 
 def test_csv_to_xml_has_open_root():

@@ -29,7 +29,7 @@ def test_begin_code_tags_and_missing_end_tag():
 
 
 def test_fence_beats_begin_code():
-    assert extract_code('<|BEGIN_CODE|>x<|END_CODE|>\n```\ny\n```').code == "y"
+    assert extract_code("<|BEGIN_CODE|>x<|END_CODE|>\n```\ny\n```").code == "y"
 
 
 def test_code_tag_is_kept_upstream_but_recognised_in_strict():
@@ -69,7 +69,11 @@ def _reference(text: str) -> str:
     pattern_b = r"```[^\n]*\n(.*?)(?:```|$)"
     flags = re.DOTALL | re.IGNORECASE
     found = re.search(f"{pattern_a}|{pattern_b}", text, flags)
-    code = (found.group(1) if found.group(1) is not None else found.group(2)).strip() if found else text.strip()
+    code = (
+        (found.group(1) if found.group(1) is not None else found.group(2)).strip()
+        if found
+        else text.strip()
+    )
     fence = re.search(pattern_b, text, flags)
     if fence:
         code = fence.group(1).strip()
@@ -77,7 +81,9 @@ def _reference(text: str) -> str:
 
 
 _pieces = st.lists(
-    st.sampled_from(["```", "```json", "\n", "<|BEGIN_CODE|>", "<|END_CODE|>", "a: 1", " ", "x", "`", "{}"]),
+    st.sampled_from(
+        ["```", "```json", "\n", "<|BEGIN_CODE|>", "<|END_CODE|>", "a: 1", " ", "x", "`", "{}"]
+    ),
     max_size=12,
 )
 

@@ -5,7 +5,9 @@ import pytest
 from pytest_structeval.formats import parse
 
 
-@pytest.mark.parametrize("code", ["{}", "[]", "0", "false", '""', "null", "not json", '{"a": 1} trailing'])
+@pytest.mark.parametrize(
+    "code", ["{}", "[]", "0", "false", '""', "null", "not json", '{"a": 1} trailing']
+)
 def test_json_failures(code):
     assert not parse(code, "json").ok
 

@@ -17,19 +17,37 @@ MEMORY_LIMIT = 200 * 2**20
 
 LAUGHS = (
     '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
-    + "".join(f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">' for i in range(1, 10))
+    + "".join(
+        f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">'
+        for i in range(1, 10)
+    )
     + "]><lolz>&lol9;</lolz>"
 )
-YAML_BOMB = "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n" + "".join(
+YAML_BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)
 )
 
 # (name, output_type, generation, expect_zero)
 CASES = [
     ("xml_billion_laughs", "XML", LAUGHS, True),
-    ("xml_external_entity", "XML", '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>', True),
-    ("xml_external_dtd", "XML", '<!DOCTYPE r SYSTEM "http://127.0.0.1:9/evil.dtd"><r>&x;</r>', False),  # never fetched; expat skips the entity
-    ("xml_parameter_entity", "XML", '<!DOCTYPE r [<!ENTITY % p SYSTEM "http://127.0.0.1:9/p">%p;]><r/>', True),
+    (
+        "xml_external_entity",
+        "XML",
+        '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>',
+        True,
+    ),
+    (
+        "xml_external_dtd",
+        "XML",
+        '<!DOCTYPE r SYSTEM "http://127.0.0.1:9/evil.dtd"><r>&x;</r>',
+        False,
+    ),  # never fetched; expat skips the entity
+    (
+        "xml_parameter_entity",
+        "XML",
+        '<!DOCTYPE r [<!ENTITY % p SYSTEM "http://127.0.0.1:9/p">%p;]><r/>',
+        True,
+    ),
     ("yaml_alias_bomb", "YAML", YAML_BOMB, False),
     ("yaml_python_object_tag", "YAML", "a: !!python/object/apply:os.system ['echo pwned']", True),
     ("yaml_python_name_tag", "YAML", "!!python/name:builtins.exec", True),
@@ -55,17 +73,43 @@ CASES = [
     ("binary_garbage", "XML", "".join(chr(i % 0x2FF) for i in range(100_000)), True),
     ("yaml_huge_keys", "YAML", "\n".join(f"k{i}: {i}" for i in range(200_000)), True),
     # Just under the pre-parse size limits: the slowest documents each parser still accepts.
-    ("toml_inline_tables_at_limit", "TOML", "a = [" + "{x={y=[1,2]}}, " * (MAX_TOML_CHARS // 15 - 10) + "{x=1}]", False),
-    ("yaml_flow_at_limit", "YAML", "[" + "{a: [1, 2]}, " * (MAX_YAML_CHARS // 13 - 5) + "1]", False),
-    ("yaml_block_at_limit", "YAML", "".join(f"k{i}:\n  - a: 1\n    b: [x, y]\n" for i in range(MAX_YAML_CHARS // 30))[: MAX_YAML_CHARS - 30], False),
-    ("xml_at_limit", "XML", "<r>" + "<a x='1' y='2'><b/></a>" * (MAX_CODE_CHARS // 24 - 1) + "</r>", False),
+    (
+        "toml_inline_tables_at_limit",
+        "TOML",
+        "a = [" + "{x={y=[1,2]}}, " * (MAX_TOML_CHARS // 15 - 10) + "{x=1}]",
+        False,
+    ),
+    (
+        "yaml_flow_at_limit",
+        "YAML",
+        "[" + "{a: [1, 2]}, " * (MAX_YAML_CHARS // 13 - 5) + "1]",
+        False,
+    ),
+    (
+        "yaml_block_at_limit",
+        "YAML",
+        "".join(f"k{i}:\n  - a: 1\n    b: [x, y]\n" for i in range(MAX_YAML_CHARS // 30))[
+            : MAX_YAML_CHARS - 30
+        ],
+        False,
+    ),
+    (
+        "xml_at_limit",
+        "XML",
+        "<r>" + "<a x='1' y='2'><b/></a>" * (MAX_CODE_CHARS // 24 - 1) + "</r>",
+        False,
+    ),
     ("csv_at_limit", "CSV", "a,b,c\n" + "1,2,3\n" * (MAX_CODE_CHARS // 6 - 2), False),
 ]
 
 
-@pytest.mark.parametrize(("name", "output_type", "generation", "expect_zero"), CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("name", "output_type", "generation", "expect_zero"), CASES, ids=[c[0] for c in CASES]
+)
 def test_hostile_generation_is_scored_within_bounds(name, output_type, generation, expect_zero):
-    task = Task("h1", f"Text to {output_type}", "Please output code", output_type, ("a", "csv::a", "k0.k1"))
+    task = Task(
+        "h1", f"Text to {output_type}", "Please output code", output_type, ("a", "csv::a", "k0.k1")
+    )
     # Time without tracemalloc (it slows allocation-heavy parsing several-fold): CPU time of the
     # score_task call only, so other processes on the machine do not count against it.
     start = time.process_time()

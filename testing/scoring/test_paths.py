@@ -11,7 +11,14 @@ from pytest_structeval.paths import PathSyntaxError, check_path, path_exists, to
 def test_tokenize():
     assert tokenize_path("a.b[0].c") == ["a", "b", "[0]", "c"]
     assert tokenize_path("`x.y`.z") == ["x.y", "z"]
-    assert tokenize_path("museum.galleries[0].artworks.*.title") == ["museum", "galleries", "[0]", "artworks", "*", "title"]
+    assert tokenize_path("museum.galleries[0].artworks.*.title") == [
+        "museum",
+        "galleries",
+        "[0]",
+        "artworks",
+        "*",
+        "title",
+    ]
     assert tokenize_path("a..b") == ["a", "b"] and tokenize_path(".a") == ["a"]
     assert tokenize_path("csv::a.b[0]") == ["csv::a.b[0]"]
     with pytest.raises(PathSyntaxError):
@@ -23,7 +30,16 @@ DOC = {"a": {"b": [{"c": 1}]}}
 
 @pytest.mark.parametrize(
     ("path", "expected"),
-    [("a.b.*.c", True), ("a.b[*].c", False), ("a.b.0.c", False), ("a.*.c", False), ("a.b[-1].c", False), ("", True), ("a.b[0].c", True), ("a[0", False)],
+    [
+        ("a.b.*.c", True),
+        ("a.b[*].c", False),
+        ("a.b.0.c", False),
+        ("a.*.c", False),
+        ("a.b[-1].c", False),
+        ("", True),
+        ("a.b[0].c", True),
+        ("a[0", False),
+    ],
 )
 def test_spec_vectors(path, expected):
     assert path_exists(DOC, path) is expected
@@ -40,8 +56,14 @@ def test_xml_paths():
         "xml",
     ).value
     cases = {
-        "library.@name": True, "library.name": False, "library.book[1].@id": True, "library.book.*.title": True,
-        "library.book[1].title.#text": True, "library.shelf.item[0]": False, "library.empty": True, "library.book[0].id": False,
+        "library.@name": True,
+        "library.name": False,
+        "library.book[1].@id": True,
+        "library.book.*.title": True,
+        "library.book[1].title.#text": True,
+        "library.shelf.item[0]": False,
+        "library.empty": True,
+        "library.book[0].id": False,
     }
     for path, expected in cases.items():
         assert path_exists(value, path) is expected, path
@@ -83,7 +105,9 @@ def _walk(node, tokens):
         return True
     token, rest = tokens[0], tokens[1:]
     if isinstance(node, dict) and "csv_headers" in node and token.startswith("csv::"):
-        return isinstance(node["csv_headers"], list) and token[5:] in node["csv_headers"] and not rest
+        return (
+            isinstance(node["csv_headers"], list) and token[5:] in node["csv_headers"] and not rest
+        )
     if token == "*":
         return isinstance(node, list) and any(_walk(item, rest) for item in node)
     if token.startswith("[") and token.endswith("]"):
@@ -100,7 +124,10 @@ def _walk(node, tokens):
     return False
 
 
-_path_parts = st.lists(st.sampled_from(["a", "b", "x", "@a", "#b", "*", "[0]", "[1]", "[-1]", "[*]", "`a.b`"]), max_size=5)
+_path_parts = st.lists(
+    st.sampled_from(["a", "b", "x", "@a", "#b", "*", "[0]", "[1]", "[-1]", "[*]", "`a.b`"]),
+    max_size=5,
+)
 
 
 @settings(max_examples=500, deadline=None)

@@ -49,7 +49,11 @@ def test_truncation_is_reported():
 def test_derived_paths_when_task_has_none():
     task = Task("t2", "JSON to YAML", 'convert.\\n\\n<code>{"p": {"n": 1}}</code>', "YAML")
     result = score_task(task, "p:\n  n: 1\n")
-    assert result.paths_source == "derived" and result.expected_paths == ("p.n",) and result.score == 1.0
+    assert (
+        result.paths_source == "derived"
+        and result.expected_paths == ("p.n",)
+        and result.score == 1.0
+    )
 
 
 def test_explain_caps_missing_list():
@@ -75,7 +79,9 @@ def test_derived_xml_paths_use_upstream_xmltodict_semantics():
     query = 'convert.\\n\\n<code>{"library": {"name": "L", "books": [{"t": 1}, {"t": 2}]}}</code>'
     task = Task("t1", "JSON to XML", query, "XML")
     repeated = "<library><name>L</name><books><t>1</t></books><books><t>2</t></books></library>"
-    wrapped = "<library><name>L</name><books><book><t>1</t></book><book><t>2</t></book></books></library>"
+    wrapped = (
+        "<library><name>L</name><books><book><t>1</t></book><book><t>2</t></book></books></library>"
+    )
     single = "<library><name>L</name><books><t>1</t></books></library>"
     generic_root = "<root>" + repeated + "</root>"
     assert score_task(task, repeated).score == 1.0

@@ -17,7 +17,7 @@ DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 def _pearson(xs: list[float], ys: list[float]) -> float:
     mx, my = statistics.fmean(xs), statistics.fmean(ys)
-    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys))
+    sxy = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=False))
     return sxy / (sum((x - mx) ** 2 for x in xs) * sum((y - my) ** 2 for y in ys)) ** 0.5
 
 
@@ -28,7 +28,9 @@ def tracking() -> list[tuple[float, float]]:
     tasks = TaskSet.load(DATA / "public_150.json")
     rows = []
     for path in sorted((DATA / "inference").glob("scored_*.json")):
-        generations = {g["task_id"]: g["generation"] for g in json.loads(path.read_text(encoding="utf-8"))}
+        generations = {
+            g["task_id"]: g["generation"] for g in json.loads(path.read_text(encoding="utf-8"))
+        }
         summary = summarize([score_task(t, generations[t.task_id]) for t in tasks])
         assert summary["headline"] == "competition_estimate"
         rows.append((float(path.stem.split("_", 1)[1]), summary["overall"]))

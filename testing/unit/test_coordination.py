@@ -16,7 +16,14 @@ def test_without_xdist_one_worker_owns_everything():
 
 @pytest.mark.parametrize(
     ("worker_count", "gpus", "shards"),
-    [(1, ["0", "1"], 1), (2, [], 1), (2, ["0"], 1), (2, ["0", "1"], 2), (4, ["0", "1"], 2), (2, ["0", "1", "2"], 2)],
+    [
+        (1, ["0", "1"], 1),
+        (2, [], 1),
+        (2, ["0"], 1),
+        (2, ["0", "1"], 2),
+        (4, ["0", "1"], 2),
+        (2, ["0", "1", "2"], 2),
+    ],
 )
 def test_one_shard_per_device_in_use(worker_count, gpus, shards):
     assert shard_count(Worker(0, worker_count), gpus) == shards

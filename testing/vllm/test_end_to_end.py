@@ -55,9 +55,24 @@ def evaluate(workdir: Path, name: str, *args: str) -> Run:
     for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
         env.pop(var, None)
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "tests", "-q", "-p", "no:cacheprovider",
-         f"--tasks={OPEN150}", f"--out={out}", *ENGINE_ARGS, *args],
-        cwd=workdir, env=env, capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "tests",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--tasks={OPEN150}",
+            f"--out={out}",
+            *ENGINE_ARGS,
+            *args,
+        ],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     return Run(done.returncode, done.stdout + done.stderr, out)
 
@@ -92,7 +107,9 @@ def test_a_rerun_hits_the_cache_and_builds_no_engine(serial: Run, rerun: Run) ->
     assert rerun.report["meta"]["engine_builds"] == 0
     assert rerun.report["meta"]["cache_hits"] >= 150
     assert rerun.inference == serial.inference
-    assert [t["score"] for t in rerun.report["tasks"]] == [t["score"] for t in serial.report["tasks"]]
+    assert [t["score"] for t in rerun.report["tasks"]] == [
+        t["score"] for t in serial.report["tasks"]
+    ]
 
 
 def test_two_workers_give_the_serial_inference_with_one_engine(
@@ -101,8 +118,12 @@ def test_two_workers_give_the_serial_inference_with_one_engine(
     # A local model directory (built by another path) with a fresh cache: the workers must
     # share one engine on this one device, and the deterministic build answers the same.
     parallel = evaluate(
-        workdir, "parallel", f"--model={tiny_model}", f"--cache-dir={workdir / 'cache-n2'}",
-        "-n", "2",
+        workdir,
+        "parallel",
+        f"--model={tiny_model}",
+        f"--cache-dir={workdir / 'cache-n2'}",
+        "-n",
+        "2",
     )
     assert parallel.returncode == 1, parallel.output[-3000:]
     assert parallel.report["meta"]["engine_builds"] == 1

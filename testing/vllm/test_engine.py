@@ -70,15 +70,21 @@ def test_meta_holds_the_exact_engine_and_sampling_kwargs(first_run: dict, tiny_m
     meta = first_run["backend"].meta()
     assert meta["engine_built"] is True
     assert meta["engine_args"] == {
-        "model": str(tiny_model), "dtype": "float32", "max_model_len": 4096, "seed": 0,
-        "trust_remote_code": False, "enforce_eager": True,
+        "model": str(tiny_model),
+        "dtype": "float32",
+        "max_model_len": 4096,
+        "seed": 0,
+        "trust_remote_code": False,
+        "enforce_eager": True,
     }
     assert meta["sampling_params"] == {"temperature": 0.0, "max_tokens": MAX_TOKENS}
     assert meta["vllm"] and meta["torch"] and meta["transformers"]
     json.dumps(meta)  # report.json must be able to hold it
 
 
-def test_cache_hit_builds_no_engine(first_run: dict, config: VllmConfig, cache_dir: Path, tasks: list[Task]) -> None:
+def test_cache_hit_builds_no_engine(
+    first_run: dict, config: VllmConfig, cache_dir: Path, tasks: list[Task]
+) -> None:
     backend = VllmBackend(config, cache=GenerationCache(cache_dir))
     results = backend.generate(tasks)
     assert backend.stats.engine_builds == 0 and backend.stats.cache_hits == len(tasks)
@@ -94,12 +100,12 @@ def test_greedy_generation_is_repeatable(first_run: dict, tasks: list[Task]) -> 
     backend.cache = None
     again = backend.generate(tasks[:3])
     assert backend.stats.engine_builds == 1
-    assert {k: g.text for k, g in again.items()} == {
-        k: first_run["results"][k].text for k in again
-    }
+    assert {k: g.text for k, g in again.items()} == {k: first_run["results"][k].text for k in again}
 
 
-def test_partial_cache_generates_only_the_misses(config: VllmConfig, cache_dir: Path, tasks: list[Task], first_run: dict) -> None:
+def test_partial_cache_generates_only_the_misses(
+    config: VllmConfig, cache_dir: Path, tasks: list[Task], first_run: dict
+) -> None:
     backend = first_run["backend"]
     backend.cache = GenerationCache(cache_dir)
     extra = Task("new", "Text to YAML", "A brand new prompt about a library.", "YAML")

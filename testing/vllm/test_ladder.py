@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from pytest_structeval.vllm_backend import EngineStartError, RungFailure, VllmBackend, VllmConfig, start_engine
+from pytest_structeval.vllm_backend import (
+    EngineStartError,
+    RungFailure,
+    VllmBackend,
+    VllmConfig,
+    start_engine,
+)
 
 TOO_SMALL = {"kv_cache_memory_bytes": 2000}
 FITS = {"kv_cache_memory_bytes": 64 * 1024 * 1024}
@@ -20,7 +26,9 @@ def _no_kv_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
 
 
-def test_first_rung_fails_second_generates(tiny_model: Path, fast_engine: dict, tasks: list) -> None:
+def test_first_rung_fails_second_generates(
+    tiny_model: Path, fast_engine: dict, tasks: list
+) -> None:
     config = VllmConfig(model=str(tiny_model), max_tokens=8, vllm_args=fast_engine)
     backend = VllmBackend(config, ladder=[TOO_SMALL, FITS], progress=False)
     try:
@@ -45,19 +53,29 @@ def test_all_rungs_fail_with_one_message(tiny_model: Path, fast_engine: dict) ->
 
 
 def test_failure_message_lists_every_rung() -> None:
-    error = EngineStartError("m", [
-        RungFailure({}, "RuntimeError: Engine core initialization failed"),
-        RungFailure({"max_model_len": 2048}, "ValueError: No available memory for the cache blocks"),
-    ])
+    error = EngineStartError(
+        "m",
+        [
+            RungFailure({}, "RuntimeError: Engine core initialization failed"),
+            RungFailure(
+                {"max_model_len": 2048}, "ValueError: No available memory for the cache blocks"
+            ),
+        ],
+    )
     lines = str(error).splitlines()
     assert lines[1] == "  rung 1 (as configured): RuntimeError: Engine core initialization failed"
-    assert lines[2] == "  rung 2 (max_model_len=2048): ValueError: No available memory for the cache blocks"
+    assert (
+        lines[2]
+        == "  rung 2 (max_model_len=2048): ValueError: No available memory for the cache blocks"
+    )
 
 
 def test_non_memory_error_stops_the_ladder(tmp_path: Path) -> None:
     attempts: list = []
     with pytest.raises(Exception) as info:
-        with start_engine({"model": str(tmp_path / "missing"), "dtype": "float32"}, [{}, FITS], attempts=attempts):
+        with start_engine(
+            {"model": str(tmp_path / "missing"), "dtype": "float32"}, [{}, FITS], attempts=attempts
+        ):
             pass
     assert not isinstance(info.value, EngineStartError)
     assert len(attempts) == 1

@@ -53,12 +53,16 @@ def build_lora_adapter(model_dir: Path, target: Path, *, seed: int = 1234) -> Pa
             prefix = f"base_model.model.model.layers.{layer}.self_attn.{module}"
             # PEFT initialises lora_B to zero (a no-op adapter); a trained one is not, and
             # these values are far larger than the base weights, so the output must move.
-            tensors[f"{prefix}.lora_A.weight"] = torch.randn(RANK, hidden, generator=generator) * 0.5
+            tensors[f"{prefix}.lora_A.weight"] = (
+                torch.randn(RANK, hidden, generator=generator) * 0.5
+            )
             tensors[f"{prefix}.lora_B.weight"] = (
                 torch.randn(out_features[module], RANK, generator=generator) * 0.5
             )
     target.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(target / "adapter_model.safetensors"))
+    save_file(
+        {k: v.contiguous() for k, v in tensors.items()}, str(target / "adapter_model.safetensors")
+    )
     adapter_config = {
         "peft_type": "LORA",
         "task_type": "CAUSAL_LM",
@@ -74,7 +78,9 @@ def build_lora_adapter(model_dir: Path, target: Path, *, seed: int = 1234) -> Pa
         "modules_to_save": None,
         "inference_mode": True,
     }
-    (target / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2), encoding="utf-8")
+    (target / "adapter_config.json").write_text(
+        json.dumps(adapter_config, indent=2), encoding="utf-8"
+    )
     return target
 
 
@@ -100,7 +106,10 @@ def runs(
     cache_dir = tmp_path_factory.mktemp("lora-generations")
     base_config = VllmConfig(model=str(tiny_model), max_tokens=MAX_TOKENS, vllm_args=fast_engine)
     lora_config = VllmConfig(
-        model=str(tiny_model), adapter=str(adapter_dir), max_tokens=MAX_TOKENS, vllm_args=fast_engine
+        model=str(tiny_model),
+        adapter=str(adapter_dir),
+        max_tokens=MAX_TOKENS,
+        vllm_args=fast_engine,
     )
     base = VllmBackend(base_config, cache=GenerationCache(cache_dir), progress=False)
     try:
@@ -121,8 +130,13 @@ def runs(
             add_generation_prompt=True,
         )
         yield {
-            "base": base, "lora": lora, "base_results": base_results, "lora_results": lora_results,
-            "plain_on_lora_engine": {t.task_id: o.outputs[0].text for t, o in zip(lora_tasks, plain)},
+            "base": base,
+            "lora": lora,
+            "base_results": base_results,
+            "lora_results": lora_results,
+            "plain_on_lora_engine": {
+                t.task_id: o.outputs[0].text for t, o in zip(lora_tasks, plain, strict=False)
+            },
         }
     finally:
         lora.close()
@@ -130,7 +144,9 @@ def runs(
 
 def test_adapter_is_in_engine_args_and_meta(runs: dict, adapter_dir: Path) -> None:
     lora = runs["lora"]
-    assert lora.adapter is not None and lora.adapter.rank == RANK and lora.adapter.max_lora_rank == 8
+    assert (
+        lora.adapter is not None and lora.adapter.rank == RANK and lora.adapter.max_lora_rank == 8
+    )
     meta = lora.meta()
     assert meta["engine_built"] is True
     assert meta["adapter"] == str(adapter_dir)
@@ -156,7 +172,7 @@ def test_adapter_changes_greedy_outputs(runs: dict, lora_tasks: list[Task]) -> N
     assert list(base) == list(lora) == [t.task_id for t in lora_tasks]
     assert all(not g.from_cache for g in (*base.values(), *lora.values()))
     changed = [k for k in base if base[k].text != lora[k].text]
-    assert changed, f"the adapter changed no output: {({k: g.text for k, g in base.items()})}"
+    assert changed, f"the adapter changed no output: { ({k: g.text for k, g in base.items()}) }"
 
 
 def test_without_lora_request_the_lora_engine_matches_the_base(runs: dict) -> None:

@@ -10,14 +10,19 @@ from pytest_structeval.vllm_backend import VllmBackend, VllmConfig
 
 
 def test_json_tasks_are_valid_json(tiny_model: Path, fast_engine: dict, tasks: list[Task]) -> None:
-    config = VllmConfig(model=str(tiny_model), max_tokens=48, vllm_args=fast_engine, structured_outputs=True)
+    config = VllmConfig(
+        model=str(tiny_model), max_tokens=48, vllm_args=fast_engine, structured_outputs=True
+    )
     backend = VllmBackend(config, progress=False)
     try:
         results = backend.generate(tasks)
     finally:
         backend.close()
     meta = backend.meta()
-    assert meta["engine_args"]["structured_outputs_config"] == {"backend": "xgrammar", "disable_any_whitespace": True}
+    assert meta["engine_args"]["structured_outputs_config"] == {
+        "backend": "xgrammar",
+        "disable_any_whitespace": True,
+    }
     assert meta["structured_outputs"]["JSON"] == {"json_object": True}
     for task in tasks:
         text = results[task.task_id].text
