@@ -22,11 +22,13 @@ from typing import Any
 import pytest
 
 from . import options as _options
+from .adapter import AdapterError
 from .backend import Backend, Generation, ReplayBackend
 from .coordination import Worker, generate_shared, pin_worker_to_gpu, shard_count, visible_gpus
 from .report import Report, dump_json, write_atomic
 from .score import TaskScore, score_task
 from .tasks import InputError, Task, TaskSet, load_generations
+from .vllm_backend import EngineStartError
 
 pytest_addoption = _options.pytest_addoption
 
@@ -585,7 +587,12 @@ def structeval_generations(request: pytest.FixtureRequest) -> dict[str, Generati
     failed = plugin.preflight_failures()
     if failed:
         pytest.skip(f"preflight failed: {', '.join(failed)}")
-    return plugin.generations()
+    try:
+        return plugin.generations()
+    except (EngineStartError, AdapterError) as exc:
+        # One clear message (every fallback rung and its cause), not an engine traceback in
+        # every task test.
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture

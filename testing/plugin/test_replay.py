@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -217,3 +218,15 @@ def test_junit_xml_carries_each_tasks_score(suite, pytester, family):
         props = {p.get("name"): p.get("value") for p in case.iter("property")}
         assert props["structeval_score"] == "1.0"
         assert props["structeval_syntax_ok"] == "True"
+
+
+def test_replay_needs_neither_vllm_nor_torch(suite, pytester, monkeypatch):
+    blocked = pytester.path / "blocked"
+    for name in ("vllm", "torch"):
+        (blocked / name).mkdir(parents=True)
+        (blocked / name / "__init__.py").write_text(f"raise ImportError('{name} is not installed')")
+    monkeypatch.setenv("PYTHONPATH", f"{blocked}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    run = suite.run(f"--generations={OPEN150_ANSWERS}", "-m", "toml", subprocess=True)
+    assert run.result.ret == pytest.ExitCode.OK, run.result.stdout.str()[-2000:]
+    assert len(run.inference) == 25
+    assert run.report["summary"]["overall"] == 1.0
