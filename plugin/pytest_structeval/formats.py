@@ -137,11 +137,6 @@ def _guard(code: str, fmt: str) -> ParseResult | None:
     return None
 
 
-def _line_col(text: str, index: int) -> tuple[int, int]:
-    line = text.count("\n", 0, index) + 1
-    return line, index - (text.rfind("\n", 0, index) + 1) + 1
-
-
 def parse_json(code: str, mode: Mode = "upstream") -> ParseResult:
     try:
         value = json.loads(code)

@@ -195,6 +195,7 @@ class StructevalSession:
     _generations: dict[str, Generation] | None = None
     _report: Report | None = None
     _baseline_scores: dict[str, float] | None = None
+    _suite_dir: Path | None = None
 
     @property
     def is_controller(self) -> bool:
@@ -360,6 +361,7 @@ class StructevalSession:
         record = result.to_dict()
         record["generation"] = generation.text
         record["finish_reason"] = generation.finish_reason
+        record["from_cache"] = generation.from_cache
         record["snapshot"] = outcome.snapshot_state
         request.node.stash[record_key] = record
         request.node.user_properties.extend(
@@ -387,15 +389,21 @@ class StructevalSession:
         explanation = outcome.result.explain() if score < 1.0 else ""
         outcome.message = "\n".join(filter(None, [verdict.message, explanation]))
 
-    def _snapshot(self, outcome: TaskOutcome, request: pytest.FixtureRequest) -> None:
-        from .snapshots import check_snapshot, snapshot_slug
+    def snapshot_slug(self) -> str:
+        """The snapshot folder's name: the model (+ adapter), or the replayed file."""
+        from .snapshots import snapshot_slug
 
         s = self.settings
-        slug = snapshot_slug(
+        return snapshot_slug(
             None if s.replay else s.model,
             s.adapter,
             str(s.generations_path) if s.generations_path else None,
         )
+
+    def _snapshot(self, outcome: TaskOutcome, request: pytest.FixtureRequest) -> None:
+        from .snapshots import check_snapshot
+
+        slug = self.snapshot_slug()
         snapshot = request.getfixturevalue("snapshot")
         try:
             outcome.snapshot_state = check_snapshot(
@@ -431,6 +439,7 @@ class StructevalSession:
             return
         status = "xfailed" if hasattr(report, "wasxfail") else report.outcome
         self.records[record["task_id"]] = {**record, "status": status}
+        self._suite_dir = (self.config.rootpath / report.location[0]).parent
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if not self.is_controller:
@@ -548,10 +557,27 @@ class StructevalSession:
         counts = report.summary.get("snapshots") or {}
         if counts.get("new"):
             terminalreporter.write_line(f"snapshots: {counts['new']} new, written")
+        unused = self.unused_snapshots()
+        if unused:
+            names = ", ".join(p.name for p in unused[:5]) + (" …" if len(unused) > 5 else "")
+            terminalreporter.write_line(
+                f"snapshots: {len(unused)} for tasks no longer in {self.settings.tasks_path.name} "
+                f"(delete them if they are stale): {names}"
+            )
         out = self.settings.out_dir
         terminalreporter.write_line(
             f"written: {out / 'report.json'}, {out / 'inference.json'}, {out / 'report.html'}"
         )
+
+    def unused_snapshots(self) -> list[Path]:
+        """Snapshot files of this model whose task is gone from the task file (a -k/-m subset
+        leaves the others alone: they are still in the task file)."""
+        from .snapshots import SNAPSHOT_DIRNAME, unused_snapshots
+
+        if self._suite_dir is None:
+            return []
+        directory = self._suite_dir / SNAPSHOT_DIRNAME / self.snapshot_slug()
+        return unused_snapshots(directory, [task.task_id for task in self.taskset])
 
     def close(self) -> None:
         if self._backend is not None:

@@ -254,11 +254,6 @@ def unified_diff(stored: str, current: str, path: str, *, max_lines: int = 200) 
     return text
 
 
-def snapshot_dir(suite_dir: str | os.PathLike[str], slug: str) -> Path:
-    """Where the snapshots of one slug live, for a suite (test file) directory."""
-    return Path(suite_dir) / SNAPSHOT_DIRNAME / slug
-
-
 def unused_snapshots(directory: str | os.PathLike[str], task_ids: Iterable[str]) -> list[Path]:
     """Snapshot files in ``directory`` whose task is not in ``task_ids`` (sorted).
 

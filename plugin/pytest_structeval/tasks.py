@@ -15,7 +15,6 @@ from typing import Literal, get_args
 
 OutputType = Literal["JSON", "YAML", "TOML", "XML", "CSV"]
 OUTPUT_TYPES: tuple[OutputType, ...] = get_args(OutputType)
-InputType = Literal["Text", "JSON", "YAML", "TOML", "XML", "CSV"]
 TaskKind = Literal["generation", "conversion"]
 
 BUNDLED_TASKS = Path(__file__).resolve().parents[2] / "data" / "open150.json"
@@ -52,18 +51,6 @@ class Task:
     def fmt(self) -> str:
         """Lower-case output format, as upstream routes on it (``json``, ``yaml``, ...)."""
         return self.output_type.lower()
-
-    def to_record(self) -> dict[str, object]:
-        record: dict[str, object] = {
-            "task_id": self.task_id,
-            "task_name": self.task_name,
-            "rendering": False,
-            "query": self.query,
-            "output_type": self.output_type,
-        }
-        if self.raw_output_metric is not None:
-            record["raw_output_metric"] = list(self.raw_output_metric)
-        return record
 
 
 @dataclass(frozen=True)

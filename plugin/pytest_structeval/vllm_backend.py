@@ -345,7 +345,6 @@ class VllmEngine:
         self.kwargs: dict[str, object] = dict(kwargs)
         self.dropped: list[str] = []
         self.llm: Any = None
-        self.start_seconds = 0.0
 
     def __enter__(self) -> Any:
         from vllm import LLM  # lazy: see the module docstring
@@ -357,13 +356,11 @@ class VllmEngine:
                 f"{', '.join(self.dropped)}; ignored",
                 stacklevel=2,
             )
-        started = time.perf_counter()
         try:
             self.llm = LLM(**self.kwargs)
         except BaseException:
             self._cleanup()
             raise
-        self.start_seconds = time.perf_counter() - started
         return self.llm
 
     def __exit__(self, *exc_info: object) -> None:

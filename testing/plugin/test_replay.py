@@ -230,3 +230,34 @@ def test_replay_needs_neither_vllm_nor_torch(suite, pytester, monkeypatch):
     assert run.result.ret == pytest.ExitCode.OK, run.result.stdout.str()[-2000:]
     assert len(run.inference) == 25
     assert run.report["summary"]["overall"] == 1.0
+
+
+def test_snapshots_of_tasks_gone_from_the_task_file_are_reported(suite, pytester):
+    tasks = [
+        {
+            "task_id": t,
+            "task_name": "Text to JSON",
+            "query": "q",
+            "output_type": "JSON",
+            "raw_output_metric": ["a"],
+        }
+        for t in ("keep", "gone")
+    ]
+    gens = [{"task_id": t["task_id"], "generation": '{"a": 1}'} for t in tasks]
+    pytester.makefile(
+        ".json",
+        all_tasks=json.dumps(tasks),
+        one_task=json.dumps(tasks[:1]),
+        gens=json.dumps(gens),
+        one_gen=json.dumps(gens[:1]),
+    )
+    first = suite.run("--tasks=all_tasks.json", "--generations=gens.json")
+    assert first.result.ret == pytest.ExitCode.OK
+    # Same replay source name, so the same snapshot folder; "gone" is no longer a task.
+    (pytester.path / "gens.json").write_text(json.dumps(gens[:1]), "utf-8")
+    subset = suite.run("--tasks=all_tasks.json", "--generations=gens.json", "-k", "keep")
+    assert "no longer in" not in subset.result.stdout.str()  # deselected is not gone
+    second = suite.run("--tasks=one_task.json", "--generations=gens.json")
+    second.result.stdout.fnmatch_lines(
+        ["snapshots: 1 for tasks no longer in one_task.json*gone.json"]
+    )

@@ -106,6 +106,8 @@ def test_all_150_tasks_run_through_one_engine(serial: Run) -> None:
 def test_a_rerun_hits_the_cache_and_builds_no_engine(serial: Run, rerun: Run) -> None:
     assert rerun.report["meta"]["engine_builds"] == 0
     assert rerun.report["meta"]["cache_hits"] >= 150
+    assert all(t["from_cache"] for t in rerun.report["tasks"])
+    assert not any(t["from_cache"] for t in serial.report["tasks"])
     assert rerun.inference == serial.inference
     assert [t["score"] for t in rerun.report["tasks"]] == [
         t["score"] for t in serial.report["tasks"]
