@@ -48,8 +48,11 @@ class Extraction:
     decode_failed: bool = False
 
 
-def preprocess(text: str, *, mode: Mode = "upstream") -> tuple[str, tuple[str, ...], bool]:
-    """Spec §1.1: entity replacement, empty-think removal, unicode_escape (upstream only).
+def preprocess(
+    text: str, *, mode: Mode = "upstream", unescape: bool = True
+) -> tuple[str, tuple[str, ...], bool]:
+    """Spec §1.1: entity replacement, empty-think removal, unicode_escape (upstream only, and
+    only with ``unescape``).
 
     Returns the text, the stripped markers and whether the decode raised (and was skipped).
     """
@@ -60,7 +63,7 @@ def preprocess(text: str, *, mode: Mode = "upstream") -> tuple[str, tuple[str, .
     without_think = replaced.replace(EMPTY_THINK, "")
     if without_think != replaced:
         marks.append("think")
-    if mode == "strict":
+    if mode == "strict" or not unescape:
         return without_think, tuple(marks), False
     try:
         # codecs encodes a str argument as UTF-8 before decoding byte-wise as latin-1, which
@@ -111,13 +114,15 @@ def _closer_end(text: str, end: int, token: str | re.Pattern[str]) -> int:
     return found.end() if found else end
 
 
-def extract_code(generation: str, *, mode: Mode = "upstream") -> Extraction:
+def extract_code(generation: str, *, mode: Mode = "upstream", unescape: bool = True) -> Extraction:
     """Spec §1.2: fence anywhere wins, then BEGIN_CODE tags, then the whole text (stripped).
 
     Strict mode skips the unicode_escape decode and also recognises ``<code>`` tags (after a
-    fence and BEGIN_CODE), as competitor tooling does.
+    fence and BEGIN_CODE), as competitor tooling does. ``unescape=False`` skips the decode in
+    upstream mode too: the document as the model wrote it, for people to read (snapshots),
+    since the decode turns non-ASCII text into mojibake.
     """
-    text, marks, decode_failed = preprocess(generation, mode=mode)
+    text, marks, decode_failed = preprocess(generation, mode=mode, unescape=unescape)
     stripped = list(marks)
     span = _fence_span(text)
     source: Source

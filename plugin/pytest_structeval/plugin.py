@@ -401,6 +401,7 @@ class StructevalSession:
         )
 
     def _snapshot(self, outcome: TaskOutcome, request: pytest.FixtureRequest) -> None:
+        from .extract import extract_code
         from .snapshots import check_snapshot
 
         slug = self.snapshot_slug()
@@ -411,7 +412,9 @@ class StructevalSession:
                 task_id=outcome.task.task_id,
                 fmt=outcome.task.fmt,
                 slug=slug,
-                content=outcome.result.code,
+                content=extract_code(
+                    outcome.generation.text, mode=self.settings.scoring_mode, unescape=False
+                ).code,
             )
         except AssertionError as exc:
             # A changed output fails the task whatever its score: the same model should give

@@ -76,6 +76,9 @@ def test_inference_json_keeps_non_ascii_and_task_file_order(suite, pytester):
     run = suite.run("--tasks=tasks.json", "--generations=gens.json")
     raw = (run.out / "inference.json").read_text("utf-8")
     assert "東京" in raw and "Café" in raw
+    # Snapshots show the document as written, not upstream's unicode_escape mojibake.
+    [snapshot] = pytester.path.glob("__structeval_snapshots__/*/b.json")
+    assert snapshot.read_text("utf-8") == '{"ville": "Café"}\n'
     assert [g["task_id"] for g in run.inference] == ["b", "a"]
 
 
