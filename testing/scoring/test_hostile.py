@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 import tracemalloc
 
@@ -132,3 +133,51 @@ def test_hostile_generation_is_scored_within_bounds(name, output_type, generatio
 
 def test_corpus_has_at_least_twenty_kinds():
     assert len({c[0] for c in CASES}) >= 20
+
+
+# Audit events that would mean scoring touched the outside world or ran code.
+FORBIDDEN_EVENTS = frozenset(
+    {
+        "open",
+        "socket.__new__",
+        "socket.connect",
+        "socket.getaddrinfo",
+        "subprocess.Popen",
+        "os.system",
+        "os.exec",
+        "os.posix_spawn",
+        "os.fork",
+        "exec",
+        "compile",
+        "urllib.Request",
+    }
+)
+_watch: list[list[str]] = []
+
+
+def _audit(event: str, args: tuple) -> None:
+    if _watch and event in FORBIDDEN_EVENTS:
+        _watch[-1].append(f"{event} {str(args)[:120]}")
+
+
+@pytest.fixture(scope="module")
+def audit() -> list[list[str]]:
+    # An audit hook cannot be removed; it records only while a test pushes a list onto _watch.
+    sys.addaudithook(_audit)
+    return _watch
+
+
+@pytest.mark.parametrize(
+    ("name", "output_type", "generation", "expect_zero"), CASES, ids=[c[0] for c in CASES]
+)
+def test_hostile_generation_reads_no_file_opens_no_socket_runs_no_code(
+    audit, name, output_type, generation, expect_zero
+):
+    task = Task("h1", f"Text to {output_type}", "Please output code", output_type, ("a",))
+    score_task(task, generation)  # first call may import parser modules lazily: not scoring
+    audit.append([])
+    try:
+        score_task(task, generation)
+    finally:
+        seen = audit.pop()
+    assert seen == [], f"{name}: {seen}"
