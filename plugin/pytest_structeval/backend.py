@@ -81,7 +81,8 @@ class Backend(ABC):
                 misses.append(task)
         if misses:
             started = time.perf_counter()
-            store = (lambda g: self.cache.put(identity, g)) if use_cache else None  # type: ignore[union-attr]
+            by_id = {task.task_id: task for task in misses}
+            store = (lambda g: self.cache.put(identity, by_id[g.task_id], g)) if use_cache else None  # type: ignore[union-attr]
             for generation in self._generate(misses, store=store, on_phase=on_phase):
                 results[generation.task_id] = generation
             self.stats.generated += len(misses)

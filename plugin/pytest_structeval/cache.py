@@ -54,16 +54,12 @@ class GenerationCache:
     def __init__(self, root: Path | None = None, *, refresh: bool = False) -> None:
         self.root = Path(root) if root is not None else default_cache_root()
         self.refresh = refresh
-        # ``Backend.generate`` hands ``put`` a Generation, which carries only the task id; the
-        # prompt that keys the entry comes from the task ``get`` was asked about.
-        self._tasks: dict[str, Task] = {}
 
     def path_for(self, identity: dict[str, Any], task: Task) -> Path:
         key = cache_key(identity, task)
         return self.root / key[:2] / f"{key}.json"
 
     def get(self, identity: dict[str, Any], task: Task) -> Generation | None:
-        self._tasks[task.task_id] = task
         if self.refresh:
             return None
         path = self.path_for(identity, task)
@@ -83,19 +79,8 @@ class GenerationCache:
             from_cache=True,
         )
 
-    def put(
-        self, identity: dict[str, Any], generation: Generation, task: Task | None = None
-    ) -> Path:
-        """Store ``generation`` (atomically). ``task`` defaults to the task of the same id that
-        ``get`` was last asked about."""
-        if task is None:
-            try:
-                task = self._tasks[generation.task_id]
-            except KeyError:
-                raise KeyError(
-                    f"cache.put: task {generation.task_id!r} was never looked up with get(); "
-                    "pass task= explicitly"
-                ) from None
+    def put(self, identity: dict[str, Any], task: Task, generation: Generation) -> Path:
+        """Store ``generation`` for ``task`` (atomically)."""
         path = self.path_for(identity, task)
         path.parent.mkdir(parents=True, exist_ok=True)
         entry = {

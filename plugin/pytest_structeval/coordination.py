@@ -83,14 +83,15 @@ def generate_shared(
 ) -> dict[str, Generation]:
     """Generations for ``tasks``; the backend must cache into a store all workers can read."""
     exchange.mkdir(parents=True, exist_ok=True)
+    own: dict[str, Generation] = {}
     if worker.index < shards:
-        own = list(tasks[worker.index :: shards])
         with FileLock(str(exchange / f"shard-{worker.index}.lock")):
-            backend.generate(own, on_phase=on_phase)
+            own = backend.generate(tasks[worker.index :: shards], on_phase=on_phase)
             (exchange / f"shard-{worker.index}.done").touch()
     for shard in range(shards):
         done = exchange / f"shard-{shard}.done"
         while not done.exists():
             time.sleep(POLL_SECONDS)
-    # Everything is in the cache now: this call reads it and generates nothing.
-    return backend.generate(tasks, on_phase=on_phase)
+    # The other shards are in the cache now: this call reads them and generates nothing.
+    others = backend.generate([t for t in tasks if t.task_id not in own], on_phase=on_phase)
+    return {**others, **own}

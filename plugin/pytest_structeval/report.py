@@ -12,7 +12,7 @@ import os
 import re
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,6 @@ class Report:
     tasks: list[dict[str, Any]]
     meta: dict[str, Any]
     comparison: dict[str, Any] | None = None
-    generations: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -48,11 +47,10 @@ class Report:
         scores = [TaskScore.from_dict(record) for record in ordered]
         summary = summarize(scores, weights=weights) if scores else {"n_tasks": 0, "overall": None}
         summary["status"] = _count_statuses(ordered)
-        generations = {r["task_id"]: r["generation"] for r in ordered if "generation" in r}
-        return cls(summary, ordered, dict(meta), None, generations)
+        return cls(summary, ordered, dict(meta))
 
     def with_comparison(self, comparison: Mapping[str, Any]) -> Report:
-        return Report(self.summary, self.tasks, self.meta, dict(comparison), self.generations)
+        return Report(self.summary, self.tasks, self.meta, dict(comparison))
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"summary": self.summary, "tasks": self.tasks, "meta": self.meta}
@@ -62,11 +60,7 @@ class Report:
 
     def inference(self) -> list[dict[str, str]]:
         """The competition's submission format: ``{task_id, generation}`` in task-file order."""
-        return [
-            {"task_id": r["task_id"], "generation": self.generations[r["task_id"]]}
-            for r in self.tasks
-            if r["task_id"] in self.generations
-        ]
+        return [{"task_id": r["task_id"], "generation": r["generation"]} for r in self.tasks]
 
     def lines(self) -> list[str]:
         """The compact terminal table: per format, per task type, then the overall score."""

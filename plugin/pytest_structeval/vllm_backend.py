@@ -668,8 +668,8 @@ class VllmBackend(Backend):
         if self.cache is not None and store is not None and used != self.cache_identity():
             # A fallback rung changed an output-relevant argument (max_model_len): key these
             # generations by what actually produced them, not by what was asked for.
-            cache = self.cache
-            store = lambda g: cache.put(used, g)  # noqa: E731
+            cache, by_id = self.cache, {task.task_id: task for task in tasks}
+            store = lambda g: cache.put(used, by_id[g.task_id], g)  # noqa: E731
         if self.config.structured_outputs:
             from vllm.sampling_params import StructuredOutputsParams
 

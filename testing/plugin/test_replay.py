@@ -51,23 +51,18 @@ def test_reference_answers_pass_every_bundled_task(suite):
     assert summary["n_perfect"] == 150
 
 
+def task_record(task_id: str, output_type: str, paths: list[str]) -> dict:
+    return {
+        "task_id": task_id,
+        "task_name": f"Text to {output_type}",
+        "query": "q",
+        "output_type": output_type,
+        "raw_output_metric": paths,
+    }
+
+
 def test_inference_json_keeps_non_ascii_and_task_file_order(suite, pytester):
-    tasks = [
-        {
-            "task_id": "b",
-            "task_name": "Text to JSON",
-            "query": "q",
-            "output_type": "JSON",
-            "raw_output_metric": ["ville"],
-        },
-        {
-            "task_id": "a",
-            "task_name": "Text to YAML",
-            "query": "q",
-            "output_type": "YAML",
-            "raw_output_metric": ["k"],
-        },
-    ]
+    tasks = [task_record("b", "JSON", ["ville"]), task_record("a", "YAML", ["k"])]
     generations = [
         {"task_id": "a", "generation": "k: 東京"},
         {"task_id": "b", "generation": '{"ville": "Café"}'},
@@ -83,15 +78,7 @@ def test_inference_json_keeps_non_ascii_and_task_file_order(suite, pytester):
 
 
 def test_failure_text_is_the_scorers_explanation_without_traceback(suite, pytester):
-    tasks = [
-        {
-            "task_id": "t1",
-            "task_name": "Text to JSON",
-            "query": "q",
-            "output_type": "JSON",
-            "raw_output_metric": ["a", "b"],
-        }
-    ]
+    tasks = [task_record("t1", "JSON", ["a", "b"])]
     pytester.makefile(
         ".json",
         tasks=json.dumps(tasks),
@@ -236,16 +223,7 @@ def test_replay_needs_neither_vllm_nor_torch(suite, pytester, monkeypatch):
 
 
 def test_snapshots_of_tasks_gone_from_the_task_file_are_reported(suite, pytester):
-    tasks = [
-        {
-            "task_id": t,
-            "task_name": "Text to JSON",
-            "query": "q",
-            "output_type": "JSON",
-            "raw_output_metric": ["a"],
-        }
-        for t in ("keep", "gone")
-    ]
+    tasks = [task_record(t, "JSON", ["a"]) for t in ("keep", "gone")]
     gens = [{"task_id": t["task_id"], "generation": '{"a": 1}'} for t in tasks]
     pytester.makefile(
         ".json",

@@ -35,10 +35,10 @@ def first_run(config: VllmConfig, cache_dir: Path, tasks: list[Task]) -> Iterato
     stored: list[tuple[Generation, bool]] = []
     put = backend.cache.put  # type: ignore[union-attr]
 
-    def spying_put(identity, generation, task=None):  # type: ignore[no-untyped-def]
+    def spying_put(identity, task, generation):  # type: ignore[no-untyped-def]
         in_loop = any(frame.function == "_run_engine" for frame in inspect.stack())
         stored.append((generation, in_loop))
-        return put(identity, generation, task)
+        return put(identity, task, generation)
 
     backend.cache.put = spying_put  # type: ignore[union-attr, method-assign]
     phases: list[str] = []

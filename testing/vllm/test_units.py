@@ -79,7 +79,7 @@ def test_cache_round_trip_and_atomic_files(tmp_path: Path) -> None:
     cache = GenerationCache(tmp_path)
     identity = {"model": "m", "sampling_params": {"max_tokens": 5}}
     assert cache.get(identity, TASK) is None
-    path = cache.put(identity, Generation("t1", '{"a": 1}', "stop"))
+    path = cache.put(identity, TASK, Generation("t1", '{"a": 1}', "stop"))
     assert cache.get(identity, TASK) == Generation("t1", '{"a": 1}', "stop", from_cache=True)
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temp file left behind
     # the same prompt under another task id hits, and reports the asking task's id
@@ -98,16 +98,16 @@ def test_cache_key_covers_identity_prompt_and_format() -> None:
 
 
 def test_cache_refresh_ignores_but_writes(tmp_path: Path) -> None:
-    GenerationCache(tmp_path).put({}, Generation("t1", "old"), task=TASK)
+    GenerationCache(tmp_path).put({}, TASK, Generation("t1", "old"))
     fresh = GenerationCache(tmp_path, refresh=True)
     assert fresh.get({}, TASK) is None
-    fresh.put({}, Generation("t1", "new"))
+    fresh.put({}, TASK, Generation("t1", "new"))
     assert GenerationCache(tmp_path).get({}, TASK).text == "new"  # type: ignore[union-attr]
 
 
 def test_cache_corrupt_entry_is_a_miss(tmp_path: Path) -> None:
     cache = GenerationCache(tmp_path)
-    path = cache.put({}, Generation("t1", "x"), task=TASK)
+    path = cache.put({}, TASK, Generation("t1", "x"))
     path.write_text("{truncated")
     assert cache.get({}, TASK) is None
 
