@@ -15,8 +15,8 @@ import statistics
 import time
 from pathlib import Path
 
-from pytest_structeval.aggregate import summarize
-from pytest_structeval.score import score_task
+from pytest_structeval.report.aggregate import summarize
+from pytest_structeval.scoring.score import score_task
 from pytest_structeval.tasks import TaskSet
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -36,16 +36,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugin"))
 
+from pytest_structeval.backends.platform import library_versions, prepare_environment  # noqa: E402
+from pytest_structeval.backends.vllm_offline import VllmBackend, VllmConfig  # noqa: E402
+from pytest_structeval.models import resolve_model  # noqa: E402
 from pytest_structeval.options import parse_vllm_args  # noqa: E402
-from pytest_structeval.tinymodel import resolve_model  # noqa: E402
-from pytest_structeval.vllm_backend import (  # noqa: E402
-    VllmBackend,
-    VllmConfig,
-    library_versions,
-    prepare_environment,
-)
 
-DEFAULT_TASKS = ROOT / "data" / "open150.json"
+DEFAULT_TASKS = ROOT / "plugin" / "pytest_structeval" / "tasksets" / "open150.json"
 
 BARE_SCRIPT = textwrap.dedent(
     """

@@ -31,6 +31,8 @@ import xmltodict
 import yaml
 
 HERE = Path(__file__).resolve().parent
+# The built files ship inside the package, so that a plain `pip install` evaluates them.
+TASKSETS = HERE.parent / "plugin" / "pytest_structeval" / "tasksets"
 sys.path.insert(0, str(HERE))
 from open150_sources import ITEM_TAGS, RECORDS, TABLES  # noqa: E402
 
@@ -664,9 +666,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out",
         type=Path,
-        default=HERE,
+        default=TASKSETS,
         metavar="DIR",
-        help="directory to write open150.json and open150.answers.json (default: data/)",
+        help="directory to write open150.json and open150.answers.json (default: plugin/pytest_structeval/tasksets/, where the package ships them)",
     )
     args = parser.parse_args(argv)
     tasks, answers = build()

@@ -12,8 +12,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SUITE = REPO / "tests" / "test_structeval.py"
 SHARED_DATA = REPO.parent / "shared" / "data"
-OPEN150 = REPO / "data" / "open150.json"
-OPEN150_ANSWERS = REPO / "data" / "open150.answers.json"
+TASKSETS = REPO / "plugin" / "pytest_structeval" / "tasksets"
+OPEN150 = TASKSETS / "open150.json"
+OPEN150_ANSWERS = TASKSETS / "open150.answers.json"
 
 
 @pytest.fixture

@@ -3,32 +3,24 @@
 The key is the sha256 of the canonical JSON of everything that determines the output: the
 backend's identity (model fingerprint, adapter, chat template, sampling parameters, engine
 arguments, vLLM version, ...), the task's prompt and its output format (structured outputs
-constrain decoding per format). Each entry is written to a temporary file in the same directory
-and renamed into place (``os.replace`` is atomic on POSIX and Windows), so concurrent xdist
-workers never see a partial entry and a run killed mid-way keeps every entry it finished.
+constrain decoding per format). Each entry is written atomically (``files.write_atomic``), so
+concurrent readers never see a partial entry and a run killed mid-way keeps every entry it
+finished.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from .backend import Generation
+from .backends.base import Generation
+from .files import cache_root, write_atomic
 from .tasks import Task
 
 # Bump when the entry layout changes; old entries then simply miss.
 CACHE_FORMAT = 1
-
-
-def default_cache_root() -> Path:
-    """``$PYTEST_STRUCTEVAL_CACHE/generations``, else ``~/.cache/pytest-structeval/generations``."""
-    root = os.environ.get("PYTEST_STRUCTEVAL_CACHE")
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "pytest-structeval"
-    return base / "generations"
 
 
 def canonical_json(value: object) -> str:
@@ -52,7 +44,7 @@ class GenerationCache:
     ``refresh=True`` ignores existing entries but still writes new ones (``--refresh``)."""
 
     def __init__(self, root: Path | None = None, *, refresh: bool = False) -> None:
-        self.root = Path(root) if root is not None else default_cache_root()
+        self.root = Path(root) if root is not None else cache_root() / "generations"
         self.refresh = refresh
 
     def path_for(self, identity: dict[str, Any], task: Task) -> Path:
@@ -82,7 +74,6 @@ class GenerationCache:
     def put(self, identity: dict[str, Any], task: Task, generation: Generation) -> Path:
         """Store ``generation`` for ``task`` (atomically)."""
         path = self.path_for(identity, task)
-        path.parent.mkdir(parents=True, exist_ok=True)
         entry = {
             "task_id": generation.task_id,
             "text": generation.text,
@@ -90,12 +81,6 @@ class GenerationCache:
             "output_type": task.output_type,
             "prompt_sha256": hashlib.sha256(task.query.encode("utf-8")).hexdigest(),
         }
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(entry, handle, ensure_ascii=False)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # ASCII escapes: a lone surrogate (models emit them) survives the round trip.
+        write_atomic(path, json.dumps(entry))
         return path

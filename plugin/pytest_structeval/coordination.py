@@ -19,7 +19,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from .backend import Backend, Generation
+from .backends.base import Backend, Generation
 from .tasks import Task
 
 POLL_SECONDS = 0.5

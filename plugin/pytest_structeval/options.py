@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .tasks import BUNDLED_TASKS, OUTPUT_TYPES
+from .tasks import BUNDLED_TASKS, FORMATS
 
 DEFAULT_MODEL = "Qwen/Qwen3-4B-Instruct-2507"
 DEFAULT_OUT = "structeval-out"
@@ -56,7 +56,7 @@ def _format_weights(text: str) -> str:
 def parse_format_weights(text: str) -> dict[str, float]:
     """``json=0.3,yaml=0.2,...`` -> weights per lower-case output format."""
     weights: dict[str, float] = {}
-    known = {t.lower() for t in OUTPUT_TYPES}
+    known = set(FORMATS)
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, sep, value = part.partition("=")
         name = name.strip().lower()

@@ -22,17 +22,18 @@ from typing import Any
 import pytest
 
 from . import options as _options
-from .adapter import AdapterError
-from .backend import Backend, Generation, ReplayBackend
+from .backends.adapter import AdapterError
+from .backends.base import Backend, Generation
+from .backends.engine import EngineStartError
+from .backends.replay import ReplayBackend
 from .coordination import Worker, generate_shared, pin_worker_to_gpu, shard_count, visible_gpus
-from .report import Report, dump_json, write_atomic
-from .score import TaskScore, score_task
-from .tasks import InputError, Task, TaskSet, load_generations
-from .vllm_backend import EngineStartError
+from .files import dump_json, write_atomic
+from .report.report import Report
+from .scoring.score import TaskScore, score_task
+from .tasks import FORMATS, InputError, Task, TaskSet, load_generations
 
 pytest_addoption = _options.pytest_addoption
 
-FORMAT_MARKERS = ("json", "yaml", "toml", "xml", "csv")
 KIND_MARKERS = {"generation": "Text to a format", "conversion": "one format to another"}
 TASK_ARG = "structeval_task"
 CHECK_ARG = "structeval_check"
@@ -58,7 +59,7 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
             else None
         )
         if settings.baseline_path is not None:
-            from .gate import load_baseline
+            from .report.gate import load_baseline
 
             baseline = load_baseline(settings.baseline_path)
         else:
@@ -73,7 +74,7 @@ session_key = pytest.StashKey["StructevalSession"]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    for name in FORMAT_MARKERS:
+    for name in FORMATS:
         config.addinivalue_line(
             "markers", f"{name}: StructEval-T task whose output is {name.upper()}"
         )
@@ -87,7 +88,7 @@ def pytest_configure(config: pytest.Config) -> None:
     worker = Worker.from_workerinput(workerinput)
     if not validated[0].replay:
         # Before anything imports torch or vLLM: spawn start method, no usage stats, own GPU.
-        from .vllm_backend import prepare_environment
+        from .backends.platform import prepare_environment
 
         prepare_environment()
         if worker.count > 1:
@@ -236,7 +237,7 @@ class StructevalSession:
 
     def checks(self) -> list[Any]:
         if self._checks is None:
-            from .preflight import PreflightConfig, preflight_checks
+            from .preflight.checks import PreflightConfig, preflight_checks
 
             s = self.settings
             self._checks = preflight_checks(
@@ -274,9 +275,9 @@ class StructevalSession:
         s = self.settings
         if self.replay_generations is not None:
             return ReplayBackend(self.replay_generations, source=str(s.generations_path))
+        from .backends.vllm_offline import VllmBackend, VllmConfig
         from .cache import GenerationCache
-        from .tinymodel import resolve_model
-        from .vllm_backend import VllmBackend, VllmConfig
+        from .models import resolve_model
 
         if s.no_cache:
             cache = GenerationCache(self.exchange() / "cache") if self.worker.count > 1 else None
@@ -379,7 +380,7 @@ class StructevalSession:
             if score < 1.0:
                 outcome.verdict, outcome.message = "fail", outcome.result.explain()
             return
-        from .gate import baseline_scores, task_verdict
+        from .report.gate import baseline_scores, task_verdict
 
         if self._baseline_scores is None:
             self._baseline_scores = baseline_scores(self.baseline)
@@ -391,7 +392,7 @@ class StructevalSession:
 
     def snapshot_slug(self) -> str:
         """The snapshot folder's name: the model (+ adapter), or the replayed file."""
-        from .snapshots import snapshot_slug
+        from .report.snapshots import snapshot_slug
 
         s = self.settings
         return snapshot_slug(
@@ -401,8 +402,8 @@ class StructevalSession:
         )
 
     def _snapshot(self, outcome: TaskOutcome, request: pytest.FixtureRequest) -> None:
-        from .extract import extract_code
-        from .snapshots import check_snapshot
+        from .report.snapshots import check_snapshot
+        from .scoring.extract import extract_code
 
         slug = self.snapshot_slug()
         snapshot = request.getfixturevalue("snapshot")
@@ -512,8 +513,8 @@ class StructevalSession:
     def compare_with_baseline(self, report: Report) -> dict[str, Any]:
         """Compare like with like: when -k/-m/--lf ran a subset of the task file, the baseline's
         overall is recomputed over the same tasks, the same way."""
-        from .aggregate import summarize
-        from .gate import compare
+        from .report.aggregate import summarize
+        from .report.gate import compare
 
         assert self.baseline is not None
         baseline = self.baseline
@@ -537,7 +538,7 @@ class StructevalSession:
         return comparison.to_dict()
 
     def write_outputs(self, report: Report) -> None:
-        from .html import render_html
+        from .report.html import render_html
 
         out = self.settings.out_dir
         write_atomic(out / "inference.json", dump_json(report.inference()))
@@ -552,7 +553,7 @@ class StructevalSession:
         for line in report.lines():
             terminalreporter.write_line(line)
         if report.comparison is not None:
-            from .gate import Comparison
+            from .report.gate import Comparison
 
             terminalreporter.write_line("")
             for line in Comparison.from_dict(report.comparison).lines():
@@ -575,7 +576,7 @@ class StructevalSession:
     def unused_snapshots(self) -> list[Path]:
         """Snapshot files of this model whose task is gone from the task file (a -k/-m subset
         leaves the others alone: they are still in the task file)."""
-        from .snapshots import SNAPSHOT_DIRNAME, unused_snapshots
+        from .report.snapshots import SNAPSHOT_DIRNAME, unused_snapshots
 
         if self._suite_dir is None:
             return []

@@ -6,18 +6,22 @@ validation lives here and runs before any engine starts. Errors name the file an
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
+from .files import read_json
+
 OutputType = Literal["JSON", "YAML", "TOML", "XML", "CSV"]
 OUTPUT_TYPES: tuple[OutputType, ...] = get_args(OutputType)
+# The same five in lower case: file extensions, pytest markers, report keys, --format-weights.
+FORMATS: tuple[str, ...] = tuple(t.lower() for t in OUTPUT_TYPES)
 TaskKind = Literal["generation", "conversion"]
 
-BUNDLED_TASKS = Path(__file__).resolve().parents[2] / "data" / "open150.json"
+# The open task set ships inside the package (built by data/build_open150.py).
+BUNDLED_TASKS = Path(__file__).resolve().parent / "tasksets" / "open150.json"
 
 
 class InputError(ValueError):
@@ -96,24 +100,8 @@ class TaskSet(Sequence[Task]):
         return {task.task_id: task for task in self.tasks}
 
 
-def read_json(path: Path, *, what: str, error: type[ValueError] = InputError) -> object:
-    """Parse a JSON file; any failure raises ``error`` naming the file (and line/column)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise error(f"{path}: {what} not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise error(f"{path}: cannot read {what}: {exc}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise error(
-            f"{path}: {what} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
-        ) from None
-
-
 def _read_json_list(path: Path, *, what: str) -> list[object]:
-    data = read_json(path, what=what)
+    data = read_json(path, what=what, error=InputError)
     if not isinstance(data, list):
         raise InputError(f"{path}: {what} must be a JSON list, got {type(data).__name__}")
     return data

@@ -1,4 +1,4 @@
-"""The bundled open StructEval-T set (data/open150.json) and its reference answers.
+"""The bundled open StructEval-T set (plugin/pytest_structeval/tasksets/open150.json) and its reference answers.
 
 Checks that the file is valid, has the competition's task mix, is what the build script makes,
 copies nothing from public_150.json, and that its answers, intact or broken on purpose, get
@@ -18,13 +18,14 @@ import pytest
 import toml
 import yaml
 
-from pytest_structeval.score import score_task
+from pytest_structeval.scoring.score import score_task
 from pytest_structeval.tasks import BUNDLED_TASKS, Task, TaskSet, load_generations
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "data"
-TASKS_FILE = DATA / "open150.json"
-ANSWERS_FILE = DATA / "open150.answers.json"
+TASKSETS = BUNDLED_TASKS.parent
+TASKS_FILE = TASKSETS / "open150.json"
+ANSWERS_FILE = TASKSETS / "open150.answers.json"
 PUBLIC_FILE = ROOT.parent / "shared" / "data" / "public_150.json"
 
 EXPECTED_COUNTS = {
@@ -126,7 +127,7 @@ def test_regeneration_is_byte_identical(tmp_path: Path) -> None:
         text=True,
     )
     for name in ("open150.json", "open150.answers.json"):
-        assert (tmp_path / name).read_bytes() == (DATA / name).read_bytes(), name
+        assert (tmp_path / name).read_bytes() == (TASKSETS / name).read_bytes(), name
 
 
 # ---------------------------------------------------------------- queries and paths

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_structeval import preflight
-from pytest_structeval.preflight import (
+from pytest_structeval.preflight import checks as preflight
+from pytest_structeval.preflight.checks import (
     CHECK_NAMES,
     CheckResult,
     PreflightConfig,

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from pytest_structeval.gate import (
+from pytest_structeval.report.gate import (
     BaselineError,
     Comparison,
     Verdict,

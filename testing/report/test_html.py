@@ -7,8 +7,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from pytest_structeval.gate import compare
-from pytest_structeval.html import CODE_DISPLAY_LIMIT, error_offset, mark_code, render_html
+from pytest_structeval.report.gate import compare
+from pytest_structeval.report.html import CODE_DISPLAY_LIMIT, error_offset, mark_code, render_html
 
 HOSTILE = '</pre><script>alert(1)</script><img src="https://evil.example/x.png" onerror="alert(2)">'
 

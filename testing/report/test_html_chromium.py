@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from test_html import synthetic_report
 
-from pytest_structeval.html import render_html
+from pytest_structeval.report.html import render_html
 
 FLAGS = [
     "--headless",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_structeval.snapshots import (
+from pytest_structeval.report.snapshots import (
     SNAPSHOT_DIRNAME,
     extension_for,
     normalise_content,
@@ -41,7 +41,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_structeval.snapshots import check_snapshot
+from pytest_structeval.report.snapshots import check_snapshot
 
 HERE = Path(__file__).parent
 TASKS = {TASKS!r}
@@ -62,7 +62,7 @@ WRITE_COUNTER = """
 import os
 from pathlib import Path
 
-from pytest_structeval import snapshots
+from pytest_structeval.report import snapshots
 
 _write = snapshots.StructEvalSnapshotExtension.write_snapshot_collection.__func__
 

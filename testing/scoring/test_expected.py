@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pytest_structeval.expected import expected_paths, query_code, requirements
+from pytest_structeval.scoring.expected import expected_paths, query_code, requirements
 from pytest_structeval.tasks import Task
 
 

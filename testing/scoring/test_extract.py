@@ -5,7 +5,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_structeval.extract import extract_code, preprocess
+from pytest_structeval.scoring.extract import extract_code, preprocess
 
 
 def test_fence_with_prose_around():

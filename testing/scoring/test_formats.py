@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_structeval.formats import parse
+from pytest_structeval.scoring.formats import parse
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ import tracemalloc
 
 import pytest
 
-from pytest_structeval.formats import MAX_CODE_CHARS, MAX_TOML_CHARS, MAX_YAML_CHARS
-from pytest_structeval.score import score_task
+from pytest_structeval.scoring.formats import MAX_CODE_CHARS, MAX_TOML_CHARS, MAX_YAML_CHARS
+from pytest_structeval.scoring.score import score_task
 from pytest_structeval.tasks import Task
 
 # The bound: each hostile generation is scored within 1 s and 200 MB.

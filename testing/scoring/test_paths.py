@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_structeval.formats import parse
-from pytest_structeval.paths import PathSyntaxError, check_path, path_exists, tokenize_path
+from pytest_structeval.scoring.formats import parse
+from pytest_structeval.scoring.paths import PathSyntaxError, check_path, path_exists, tokenize_path
 
 
 def test_tokenize():

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 
-from pytest_structeval.score import TaskScore, score_task
+from pytest_structeval.scoring.score import TaskScore, score_task
 from pytest_structeval.tasks import Task
 
 

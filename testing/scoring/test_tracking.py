@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_structeval.aggregate import summarize
-from pytest_structeval.score import score_task
+from pytest_structeval.report.aggregate import summarize
+from pytest_structeval.scoring.score import score_task
 from pytest_structeval.tasks import TaskSet
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from pytest_structeval.backends.platform import prepare_environment
+from pytest_structeval.models.tiny import build_tiny_model
 from pytest_structeval.tasks import Task
-from pytest_structeval.tinymodel import build_tiny_model
-from pytest_structeval.vllm_backend import prepare_environment
 
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 prepare_environment()

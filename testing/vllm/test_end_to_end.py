@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 
+from pytest_structeval.tasks import BUNDLED_TASKS as OPEN150
+
 REPO = Path(__file__).resolve().parents[2]
-OPEN150 = REPO / "data" / "open150.json"
 SUITE = REPO / "tests" / "test_structeval.py"
 
 # Short answers keep each run near a minute on 2 cores; eager mode skips torch.compile.

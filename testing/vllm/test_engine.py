@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_structeval.backend import Generation
+from pytest_structeval.backends.base import Generation
+from pytest_structeval.backends.vllm_offline import VllmBackend, VllmConfig
 from pytest_structeval.cache import GenerationCache
 from pytest_structeval.tasks import Task
-from pytest_structeval.vllm_backend import VllmBackend, VllmConfig
 
 MAX_TOKENS = 16
 

@@ -9,13 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_structeval.vllm_backend import (
-    EngineStartError,
-    RungFailure,
-    VllmBackend,
-    VllmConfig,
-    start_engine,
-)
+from pytest_structeval.backends.engine import EngineStartError, RungFailure, start_engine
+from pytest_structeval.backends.vllm_offline import VllmBackend, VllmConfig
 
 TOO_SMALL = {"kv_cache_memory_bytes": 2000}
 FITS = {"kv_cache_memory_bytes": 64 * 1024 * 1024}

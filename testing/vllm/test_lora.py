@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from pytest_structeval.backends.vllm_offline import VllmBackend, VllmConfig
 from pytest_structeval.cache import GenerationCache
 from pytest_structeval.tasks import Task
-from pytest_structeval.vllm_backend import VllmBackend, VllmConfig
 
 MAX_TOKENS = 16
 RANK = 8

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pytest_structeval.backends.vllm_offline import VllmBackend, VllmConfig
 from pytest_structeval.tasks import Task
-from pytest_structeval.vllm_backend import VllmBackend, VllmConfig
 
 
 def test_json_tasks_are_valid_json(tiny_model: Path, fast_engine: dict, tasks: list[Task]) -> None:

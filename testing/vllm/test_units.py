@@ -8,20 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from pytest_structeval.backend import Generation
+from pytest_structeval.backends.adapter import AdapterError, validate_adapter
+from pytest_structeval.backends.base import Generation
+from pytest_structeval.backends.engine import default_ladder, is_memory_error
+from pytest_structeval.backends.vllm_offline import VllmBackend, VllmConfig, structured_outputs_spec
 from pytest_structeval.cache import GenerationCache, cache_key
+from pytest_structeval.models import BUILTIN_TINY, resolve_model
+from pytest_structeval.models.tiny import build_tiny_model
 from pytest_structeval.options import parse_vllm_args
 from pytest_structeval.tasks import Task
-from pytest_structeval.tinymodel import BUILTIN_TINY, build_tiny_model, resolve_model
-from pytest_structeval.vllm_backend import (
-    AdapterError,
-    VllmBackend,
-    VllmConfig,
-    default_ladder,
-    is_memory_error,
-    structured_outputs_spec,
-    validate_adapter,
-)
 
 TASK = Task("t1", "Text to JSON", "Give me JSON.", "JSON")
 
@@ -61,9 +56,9 @@ def test_tiny_model_config_and_chat_template(tiny_model: Path) -> None:
 def test_resolve_model_builds_builtin_once(tmp_path: Path, tiny_model: Path) -> None:
     assert resolve_model("/some/dir") == "/some/dir"
     assert resolve_model("Qwen/Qwen3-4B-Instruct-2507") == "Qwen/Qwen3-4B-Instruct-2507"
-    path = Path(resolve_model(BUILTIN_TINY, cache_root=tmp_path))
+    path = Path(resolve_model(BUILTIN_TINY, root=tmp_path))
     assert path.parent == tmp_path / "models" and (path / "config.json").is_file()
-    assert resolve_model(BUILTIN_TINY, cache_root=tmp_path) == str(path)
+    assert resolve_model(BUILTIN_TINY, root=tmp_path) == str(path)
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".tiny-")]  # no leftovers
     assert (path / "model.safetensors").read_bytes() == (
         tiny_model / "model.safetensors"

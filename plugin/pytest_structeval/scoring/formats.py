@@ -27,7 +27,6 @@ import xmltodict
 import yaml
 
 Mode = Literal["upstream", "strict"]
-FORMATS: tuple[str, ...] = ("json", "yaml", "toml", "xml", "csv")
 
 # A 4096-token generation is at most a few tens of kB (the longest in ../shared/data is 50 kB);
 # anything much larger is hostile. The limits keep the worst case of each parser well inside the

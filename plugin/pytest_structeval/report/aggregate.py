@@ -10,10 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from statistics import fmean
 
-from .score import TaskScore
-
-# Lower-case, as --format-weights, the pytest markers and report.json name them.
-FORMATS: tuple[str, ...] = ("json", "yaml", "toml", "xml", "csv")
+from ..scoring.score import TaskScore
+from ..tasks import FORMATS
 
 # Weights proportional to each format's task count in public_150.json (JSON 50, YAML 35,
 # TOML 25, XML 20, CSV 20), so the overall equals the plain task mean. The organisers only say

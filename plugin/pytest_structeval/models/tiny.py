@@ -1,6 +1,6 @@
 """A tiny random Qwen3 model, built locally and deterministically, for tests and the demo.
 
-``--model=builtin:tiny`` selects it. It is a real Hugging Face model directory (safetensors
+``--model=builtin:tiny`` selects it (``models.resolve_model``). It is a real Hugging Face model directory (safetensors
 weights, ``config.json``, ``generation_config.json``, a fast tokenizer with a chat template), so
 vLLM loads it through exactly the path it uses for Qwen3-4B-Instruct-2507: ``Qwen3ForCausalLM``,
 the tokenizer's chat template, ``<|im_end|>`` as end of turn. Its weights are random: it
@@ -20,14 +20,9 @@ max_model_len 4096 with room to generate.
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
-import tempfile
 from pathlib import Path
 
-BUILTIN_PREFIX = "builtin:"
-BUILTIN_TINY = "builtin:tiny"
 # Bump when the recipe changes, so a cached build from an older recipe is not reused.
 RECIPE_VERSION = 1
 
@@ -193,40 +188,3 @@ def build_tiny_model(target: Path) -> Path:
         pad_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
     )
     return target
-
-
-def default_models_root() -> Path:
-    """Where built-in models live: next to the generation cache, so CI can cache both."""
-    root = os.environ.get("PYTEST_STRUCTEVAL_CACHE")
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "pytest-structeval"
-    return base / "models"
-
-
-def resolve_model(name: str, *, cache_root: Path | None = None) -> str:
-    """``builtin:tiny`` -> a local directory (built once, under a file lock); else ``name``.
-
-    The directory is ``<cache_root>/models/tiny-v<recipe>``; ``cache_root`` defaults to
-    ``$PYTEST_STRUCTEVAL_CACHE`` or ``~/.cache/pytest-structeval``.
-
-    Concurrent xdist workers wait on the lock; the build goes to a temporary directory that is
-    renamed into place, so a killed build never leaves a half-written model behind."""
-    if not name.startswith(BUILTIN_PREFIX):
-        return name
-    if name != BUILTIN_TINY:
-        raise ValueError(f"unknown built-in model {name!r}; the only one is {BUILTIN_TINY!r}")
-    from filelock import FileLock
-
-    root = Path(cache_root) / "models" if cache_root is not None else default_models_root()
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / f"tiny-v{RECIPE_VERSION}"
-    if (final / "config.json").is_file():
-        return str(final)
-    with FileLock(str(root / f"tiny-v{RECIPE_VERSION}.lock")):
-        if not (final / "config.json").is_file():
-            tmp = Path(tempfile.mkdtemp(prefix=".tiny-", dir=root))
-            try:
-                build_tiny_model(tmp)
-                os.replace(tmp, final)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-    return str(final)

@@ -32,8 +32,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Literal
 
-from .adapter import AdapterError, read_adapter
-from .tinymodel import BUILTIN_PREFIX, BUILTIN_TINY
+from ..backends.adapter import AdapterError, read_adapter
+from ..models import BUILTIN_PREFIX, BUILTIN_TINY
 
 Status = Literal["pass", "fail", "skip"]
 Device = Literal["auto", "cuda", "cpu"]
@@ -1248,7 +1248,7 @@ def _adapter_valid(env: _Env) -> CheckResult:
 
 
 def _tasks_valid(env: _Env) -> CheckResult:
-    from .tasks import BUNDLED_TASKS, InputError, TaskSet  # stdlib-only module
+    from ..tasks import BUNDLED_TASKS, InputError, TaskSet  # stdlib-only module
 
     path = env.cfg.tasks_path or BUNDLED_TASKS
     try:
@@ -1433,7 +1433,3 @@ def main(argv: list[str] | None = None) -> int:
         print(format_line(check, result, width), flush=True)
     print(f"preflight: {counts['pass']} passed, {counts['fail']} failed, {counts['skip']} skipped")
     return 1 if counts["fail"] else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from .tasks import Task
+from ..tasks import Task
 
 if TYPE_CHECKING:
-    from .cache import GenerationCache
+    from ..cache import GenerationCache
 
 FinishReason = Literal["stop", "length", "unknown"]
 
@@ -110,21 +110,3 @@ class Backend(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook: backends without resources keep it
         """Release engines, servers and files. Safe to call twice."""
-
-
-class ReplayBackend(Backend):
-    """Scores an existing inference.json: no engine, no cache."""
-
-    name = "replay"
-
-    def __init__(self, generations: dict[str, str], *, source: str) -> None:
-        super().__init__(cache=None)
-        self.generations = generations
-        self.source = source
-
-    def _generate(self, tasks, *, store, on_phase):  # type: ignore[override]
-        for task in tasks:
-            yield Generation(task.task_id, self.generations[task.task_id])
-
-    def meta(self) -> dict[str, Any]:
-        return {"backend": self.name, "model": None, "generations": self.source}

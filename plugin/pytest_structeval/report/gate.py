@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .tasks import read_json
+from ..files import read_json
 
 Outcome = Literal["pass", "fail", "xfail"]
 DeltaStatus = Literal["regressed", "fixed", "worse", "better", "same", "new", "gone"]

@@ -30,9 +30,9 @@ import io
 import re
 from collections.abc import Iterator
 
+from ..tasks import Task
 from .formats import parse
 from .paths import CSV_PREFIX, PathSyntaxError, tokenize_path
-from .tasks import Task
 
 # An XML target whose root element cannot be known from the source (a CSV source, or a
 # document with several top-level keys): paths start with this token and the scorer binds it

@@ -15,11 +15,11 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+from ..tasks import Task
 from .expected import ANY_ROOT, expected_paths
 from .extract import Mode, as_returned, extract_code, normalise_newlines
 from .formats import ParseResult, SyntaxErrorInfo, parse
 from .paths import PathCheck, check_path
-from .tasks import Task
 
 PathsSource = Literal["task", "derived"]
 # explain() lists at most this many missing paths; the full list is in to_dict().

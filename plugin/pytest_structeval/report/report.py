@@ -7,18 +7,13 @@ place, so a crash never leaves a half-written report behind.
 
 from __future__ import annotations
 
-import json
-import os
-import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from ..scoring.score import TaskScore
+from ..tasks import FORMATS, TaskSet
 from .aggregate import summarize
-from .score import TaskScore
-from .tasks import OUTPUT_TYPES, TaskSet
 
 
 @dataclass(frozen=True)
@@ -68,7 +63,7 @@ class Report:
         if not s.get("n_tasks"):
             return ["no task was scored"]
         out = [f"{'format':<8}{'n':>5}{'mean':>8}{'parse':>8}{'strict':>8}"]
-        for fmt in (t.lower() for t in OUTPUT_TYPES):
+        for fmt in FORMATS:
             row = s["by_format"][fmt]
             if row["n"]:
                 out.append(
@@ -100,31 +95,3 @@ def _count_statuses(records: Sequence[Mapping[str, Any]]) -> dict[str, int]:
         status = str(record.get("status", "unknown"))
         counts[status] = counts.get(status, 0) + 1
     return counts
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` as UTF-8 to a temporary file beside ``path`` and rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        # mkstemp creates 0600; reports are meant to be shared, so honour the umask instead.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def dump_json(data: object) -> str:
-    """JSON text with non-ASCII kept as UTF-8. A lone surrogate (models do emit them) cannot be
-    encoded in UTF-8, so it is written as its ``\\uXXXX`` escape: JSON-equivalent, and the
-    file stays valid UTF-8. Structural characters are ASCII, so this only touches strings."""
-    text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
-    return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)

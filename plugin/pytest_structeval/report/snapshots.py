@@ -37,13 +37,15 @@ from syrupy.constants import TEXT_ENCODING
 from syrupy.data import SnapshotCollection, SnapshotCollections
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
+from ..files import write_atomic
+from ..tasks import FORMATS
+
 if TYPE_CHECKING:
     from syrupy.assertion import SnapshotAssertion
     from syrupy.location import PyTestLocation
     from syrupy.types import SnapshotIndex
 
 SNAPSHOT_DIRNAME = "__structeval_snapshots__"
-FORMATS = ("json", "yaml", "toml", "xml", "csv")
 SnapshotOutcome = Literal["new", "match", "updated"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
@@ -118,16 +120,7 @@ class StructEvalSnapshotExtension(SingleFileSnapshotExtension):
         data = next(iter(snapshot_collection)).data
         if not isinstance(data, str):
             raise TypeError(f"snapshot data for {path} must be str, got {type(data).__name__}")
-        # Temp file + rename: an interrupted run never leaves a half-written snapshot. Not
-        # mkstemp: its files are 0600, and snapshots are shared files (the umask decides).
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "x", encoding=TEXT_ENCODING, newline="") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        write_atomic(path, data)
 
 
 def extension_for(slug: str, fmt: str) -> type[StructEvalSnapshotExtension]:

@@ -82,3 +82,25 @@ def read_adapter(directory: Path, *, max_lora_rank: int | None = None) -> Adapte
             "raise it with --vllm-arg max_lora_rank=N"
         )
     return AdapterInfo(str(directory), rank, max_lora_rank, config)
+
+
+def _adapter_dir(path_or_id: str) -> Path:
+    path = Path(path_or_id).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists() or path_or_id.startswith((".", "/", "~")) or path_or_id.count("/") != 1:
+        raise AdapterError(f"--adapter {path_or_id}: no such adapter directory")
+    try:
+        import huggingface_hub
+
+        return Path(huggingface_hub.snapshot_download(path_or_id))
+    except Exception as exc:
+        raise AdapterError(
+            f"--adapter {path_or_id}: not a local directory and not fetchable from the hub "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def validate_adapter(path_or_id: str, *, max_lora_rank: int | None = None) -> AdapterInfo:
+    """Find the adapter (a directory, or a hub id fetched once) and check it as vLLM will."""
+    return read_adapter(_adapter_dir(path_or_id), max_lora_rank=max_lora_rank)

