@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SUITE = REPO / "tests" / "test_structeval.py"
 SHARED_DATA = REPO.parent / "shared" / "data"
 TASKSETS = REPO / "plugin" / "pytest_structeval" / "tasksets"
 OPEN150 = TASKSETS / "open150.json"
@@ -40,11 +39,11 @@ class SuiteRun:
 
 
 class Suite:
-    """A pytester directory holding the evaluation suite; ``run`` returns result and outputs."""
+    """An empty pytester directory, as a user's project is: the plugin collects the tasks
+    itself. ``run`` returns the result and the outputs."""
 
     def __init__(self, pytester: pytest.Pytester) -> None:
         self.pytester = pytester
-        pytester.makepyfile(test_structeval=SUITE.read_text(encoding="utf-8"))
         self.out = pytester.path / "out"
 
     def run(self, *args: str, subprocess: bool = False) -> SuiteRun:

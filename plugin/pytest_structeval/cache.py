@@ -51,8 +51,10 @@ class GenerationCache:
         key = cache_key(identity, task)
         return self.root / key[:2] / f"{key}.json"
 
-    def get(self, identity: dict[str, Any], task: Task) -> Generation | None:
-        if self.refresh:
+    def get(
+        self, identity: dict[str, Any], task: Task, *, ignore_refresh: bool = False
+    ) -> Generation | None:
+        if self.refresh and not ignore_refresh:
             return None
         path = self.path_for(identity, task)
         try:

@@ -1,24 +1,37 @@
-"""Command-line options and ini keys: declared once, in one group, as plain picklable values.
+"""Command-line options and ini keys, declared once in one group, mapped onto ``Settings``.
 
 pytest-xdist ships option values to its workers, so everything here stays str/int/float/bool.
-Defaults that differ from vLLM's are the official competition notebook's and say so.
+Validation lives in ``settings.py``; this module only parses what pytest hands over and turns
+a bad value (on the command line or in an ini file) into a ``pytest.UsageError``: exit code 4
+and one ``ERROR:`` line.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from .tasks import BUNDLED_TASKS, FORMATS
+from .files import CACHE_ENV, cache_root
+from .report.snapshots import SNAPSHOT_DIRNAME
+from .settings import (
+    DEFAULT_MODEL,
+    DEFAULT_OUT,
+    DTYPES,
+    SCORING_MODES,
+    Settings,
+    SettingsError,
+    parse_format_weights,
+    parse_vllm_args,
+)
+from .tasks import BUNDLED_TASKS
 
-DEFAULT_MODEL = "Qwen/Qwen3-4B-Instruct-2507"
-DEFAULT_OUT = "structeval-out"
+# Any of these on the command line asks for an evaluation; without one the plugin adds no
+# test to the session, so an ordinary `pytest` in a repository that has the plugin installed
+# runs that repository's own tests only.
+EVALUATION_OPTIONS = ("model", "tasks", "generations", "adapter", "baseline")
 
 
 def _positive_int(text: str) -> int:
@@ -49,46 +62,11 @@ def _key_value(text: str) -> str:
 
 
 def _format_weights(text: str) -> str:
-    parse_format_weights(text)  # reject at parse time; keep the plain string for xdist
+    try:
+        parse_format_weights(text)  # reject at parse time; keep the plain string for xdist
+    except SettingsError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return text
-
-
-def parse_format_weights(text: str) -> dict[str, float]:
-    """``json=0.3,yaml=0.2,...`` -> weights per lower-case output format."""
-    weights: dict[str, float] = {}
-    known = set(FORMATS)
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        name, sep, value = part.partition("=")
-        name = name.strip().lower()
-        if not sep or name not in known:
-            raise argparse.ArgumentTypeError(
-                f"expected FORMAT=WEIGHT with FORMAT in {sorted(known)}, got {part!r}"
-            )
-        weights[name] = float(value)
-        if weights[name] < 0:
-            raise argparse.ArgumentTypeError(f"weight for {name} must be >= 0")
-    return weights
-
-
-def parse_vllm_args(items: Iterable[str]) -> dict[str, object]:
-    """``--vllm-arg KEY=VALUE``: VALUE is read as JSON when it parses (``true``, ``64``,
-    ``{"a": 1}``), Python-style ``True``/``False``/``None`` are accepted too, else it stays a
-    string, so ``enforce_eager=true`` is a bool and ``max_num_seqs=64`` an int."""
-    literals = {"True": True, "False": False, "None": None}
-    parsed: dict[str, object] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ValueError(f"--vllm-arg expects KEY=VALUE, got {item!r}")
-        if value in literals:
-            parsed[key] = literals[value]
-            continue
-        try:
-            parsed[key] = json.loads(value)
-        except json.JSONDecodeError:
-            parsed[key] = value
-    return parsed
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -106,7 +84,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="structeval_tasks",
         metavar="PATH",
         default=None,
-        help="task file in public_150.json format (default: the bundled data/open150.json; "
+        help="task file in public_150.json format (default: the bundled open150 set; "
         "ini: structeval_tasks).",
     )
     group.addoption(
@@ -176,7 +154,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="structeval_dtype",
         metavar="DTYPE",
         default="auto",
-        choices=("auto", "float32", "float16", "bfloat16", "half", "float"),
+        choices=DTYPES,
         help="model dtype (default: auto; float32 on CPU, where vLLM's bf16 kernels crash).",
     )
     group.addoption(
@@ -217,12 +195,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="structeval_cache_dir",
         metavar="DIR",
         default=None,
-        help="generation cache (default: $PYTEST_STRUCTEVAL_CACHE or ~/.cache/pytest-structeval).",
+        help=f"generation cache (default: ${CACHE_ENV}, else ~/.cache/pytest-structeval).",
     )
     group.addoption(
         "--scoring-mode",
         dest="structeval_scoring_mode",
-        choices=("upstream", "strict"),
+        choices=SCORING_MODES,
         default="upstream",
         help="upstream: score as StructEval does (default); strict: competitor-style checks.",
     )
@@ -257,66 +235,53 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="with --baseline, fail (not xfail) tasks that were imperfect and got worse.",
     )
+    group.addoption(
+        "--snapshot-dir",
+        dest="structeval_snapshot_dir",
+        metavar="DIR",
+        default=None,
+        help=f"where output snapshots are kept (default: <rootdir>/{SNAPSHOT_DIRNAME}; "
+        "ini: structeval_snapshot_dir).",
+    )
     parser.addini("structeval_model", "default for --model", default=DEFAULT_MODEL)
     parser.addini("structeval_tasks", "default for --tasks", default="")
     parser.addini("structeval_out", "default for --out", default=DEFAULT_OUT)
     parser.addini("structeval_format_weights", "default for --format-weights", default="")
+    parser.addini("structeval_snapshot_dir", "default for --snapshot-dir", default="")
 
 
 @dataclass(frozen=True)
-class Settings:
-    """The resolved options of one session: plain values, paths made absolute."""
+class Options:
+    """What one pytest session asked for: the evaluation's ``Settings`` plus what only the
+    pytest layer uses."""
 
-    model: str
-    tasks_path: Path
+    settings: Settings
+    # An evaluation option was given on the command line (see EVALUATION_OPTIONS).
+    requested: bool
+    # --tasks or the structeval_tasks ini key named a file (else the bundled set).
     tasks_explicit: bool
-    generations_path: Path | None
-    out_dir: Path
-    adapter: str | None
-    max_tokens: int
-    temperature: float
-    seed: int
-    max_model_len: int
-    gpu_memory_utilization: float | None
-    dtype: str
-    vllm_args: dict[str, object]
-    structured_outputs: bool
-    trust_remote_code: bool
-    no_cache: bool
-    refresh: bool
-    cache_dir: Path
-    scoring_mode: str
-    format_weights: dict[str, float] | None
-    baseline_path: Path | None
-    max_drop: float
-    strict_regressions: bool
+    snapshot_dir: Path
 
-    @property
-    def replay(self) -> bool:
-        return self.generations_path is not None
 
-    @classmethod
-    def from_config(cls, config: pytest.Config) -> Settings:
-        def opt(name: str):
-            return config.getoption(f"structeval_{name}")
+def read_options(config: pytest.Config) -> Options:
+    """Map the command line and ini keys onto ``Options``; a bad value is a UsageError."""
 
-        root = config.invocation_params.dir
+    def opt(name: str):
+        return config.getoption(f"structeval_{name}")
 
-        def path(value: str | None) -> Path | None:
-            return (root / value).resolve() if value else None
+    root = config.invocation_params.dir
 
-        tasks_value = opt("tasks") or config.getini("structeval_tasks") or None
-        weights_text = opt("format_weights") or config.getini("structeval_format_weights") or ""
-        cache_dir = (
-            opt("cache_dir")
-            or os.environ.get("PYTEST_STRUCTEVAL_CACHE")
-            or str(Path.home() / ".cache" / "pytest-structeval")
-        )
-        return cls(
+    def path(value: str | None) -> Path | None:
+        return (root / value).resolve() if value else None
+
+    tasks_value = opt("tasks") or config.getini("structeval_tasks") or None
+    weights_text = opt("format_weights") or config.getini("structeval_format_weights") or ""
+    snapshots = path(opt("snapshot_dir") or config.getini("structeval_snapshot_dir"))
+    try:
+        settings = Settings(
             model=opt("model") or config.getini("structeval_model"),
-            tasks_path=path(tasks_value) or BUNDLED_TASKS,
-            tasks_explicit=tasks_value is not None,
-            generations_path=path(opt("generations")),
+            tasks=path(tasks_value) or BUNDLED_TASKS,
+            generations=path(opt("generations")),
             out_dir=path(opt("out") or config.getini("structeval_out")) or root / DEFAULT_OUT,
             adapter=opt("adapter"),
             max_tokens=opt("max_tokens"),
@@ -328,12 +293,20 @@ class Settings:
             vllm_args=parse_vllm_args(opt("vllm_args")),
             structured_outputs=opt("structured_outputs"),
             trust_remote_code=opt("trust_remote_code"),
-            no_cache=opt("no_cache"),
+            cache=not opt("no_cache"),
             refresh=opt("refresh"),
-            cache_dir=Path(cache_dir).expanduser().resolve(),
+            cache_dir=path(opt("cache_dir")) or cache_root(),
             scoring_mode=opt("scoring_mode"),
             format_weights=parse_format_weights(weights_text) if weights_text else None,
-            baseline_path=path(opt("baseline")),
+            baseline=path(opt("baseline")),
             max_drop=opt("max_drop"),
             strict_regressions=opt("strict_regressions"),
         )
+    except SettingsError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    return Options(
+        settings=settings,
+        requested=any(opt(name) is not None for name in EVALUATION_OPTIONS),
+        tasks_explicit=tasks_value is not None,
+        snapshot_dir=snapshots or config.rootpath / SNAPSHOT_DIRNAME,
+    )

@@ -170,7 +170,9 @@ def test_the_real_environment_passes(tmp_path):
 
 
 def test_replay_skips_everything_about_the_engine(fake, tmp_path):
-    cfg = PreflightConfig(model="missing/model", replay=True, out_dir=str(tmp_path))
+    cfg = PreflightConfig(
+        model="missing/model", engine_not_needed="replay: no engine", out_dir=str(tmp_path)
+    )
     results = {c.name: c.run() for c in preflight_checks(cfg)}
     ran = {n for n, r in results.items() if r.status != "skip"}
     assert ran == {"multiprocessing-start-method", "tasks-file-valid", "out-dir-writable"}

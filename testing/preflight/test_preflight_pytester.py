@@ -106,7 +106,7 @@ def text_of(result: pytest.RunResult) -> str:
 
 
 def collected_checks(result: pytest.RunResult) -> list[str]:
-    return re.findall(r"test_structeval\.py::test_preflight\[([\w-]+)\]", result.stdout.str())
+    return re.findall(r"::preflight::([\w-]+)$", result.stdout.str(), re.MULTILINE)
 
 
 def test_preflight_marker_collects_only_the_checks(suite, pytester):
@@ -122,14 +122,16 @@ def test_preflight_marker_collects_only_the_checks(suite, pytester):
     assert run.result.ret == pytest.ExitCode.OK
     names = collected_checks(run.result)
     assert names == list(CHECK_NAMES) and len(names) >= 10
-    assert "test_task" not in run.result.stdout.str()
+    assert [
+        line for line in run.result.outlines if "::" in line and "::preflight::" not in line
+    ] == []
 
 
 def test_checks_come_before_the_tasks(suite, pytester):
     run = suite.run("--co", "-q", "--model=builtin:tiny", write_tasks(pytester), subprocess=True)
     items = [line for line in run.result.outlines if "::" in line]
     assert len(items) == len(CHECK_NAMES) + len(TASKS)
-    assert all("test_preflight[" in line for line in items[: len(CHECK_NAMES)])
+    assert all("::preflight::" in line for line in items[: len(CHECK_NAMES)])
 
 
 def test_healthy_environment_passes_the_preflight(suite, pytester):
@@ -147,7 +149,7 @@ def test_broken_environment_fails_its_check_and_skips_every_task(
     run = suite.run(*args, write_tasks(pytester), "-rfs", subprocess=True)
     result = run.result
     assert result.parseoutcomes()["failed"] == 1, text_of(result)
-    result.stdout.fnmatch_lines([f"FAILED test_structeval.py::test_preflight[[]{check}[]]*"])
+    result.stdout.fnmatch_lines([f"FAILED *::preflight::{check} *"])
     text = result.stdout.str()
     assert detail in text and fix in text
     # Every task is skipped with the check's name, and no engine was started for them.

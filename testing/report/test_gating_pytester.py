@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-TASK_ID = re.compile(r"::test_task\[(p_[0-9a-f]+)")
+TASK_ID = re.compile(r"::(p_[0-9a-f]+)-")
 GARBAGE = "I cannot help with that."  # parses as no format: score 0 for every task
 
 

@@ -23,6 +23,7 @@ from pytest_structeval.report.snapshots import (
     unused_snapshots,
 )
 
+ROOT = Path("/snapshots")
 UNUSED = re.compile(r"snapshots? unused|unused snapshots?")
 SLUG = "Qwen--Qwen3-4B-Instruct-2507"
 TASKS = {"p_a": "json", "p_b": "yaml", "p_c": "toml", "p_d": "xml", "p_e": "csv", "p_f": "json"}
@@ -53,8 +54,8 @@ TASKS = {TASKS!r}
 def test_task(snapshot, task_id):
     content = json.loads((HERE / "outputs.json").read_text("utf-8"))[task_id]
     expected = json.loads((HERE / "expected.json").read_text("utf-8"))
-    outcome = check_snapshot(snapshot, task_id=task_id, fmt=TASKS[task_id], slug={SLUG!r},
-                             content=content)
+    outcome = check_snapshot(snapshot, root=HERE / {SNAPSHOT_DIRNAME!r}, task_id=task_id,
+                             fmt=TASKS[task_id], slug={SLUG!r}, content=content)
     assert outcome == expected.get(task_id, outcome)
 """
 
@@ -148,13 +149,13 @@ def test_slug_needs_a_name():
 
 
 def test_extension_per_format_and_slug():
-    ext = extension_for(SLUG, "TOML")
+    ext = extension_for(ROOT, SLUG, "TOML")
     assert ext.file_extension == "toml" and ext.slug == SLUG
-    assert extension_for(SLUG, "toml") is ext
+    assert extension_for(ROOT, SLUG, "toml") is ext
     with pytest.raises(ValueError, match="unknown output format"):
-        extension_for(SLUG, "ini")
+        extension_for(ROOT, SLUG, "ini")
     with pytest.raises(ValueError, match="not filesystem-safe"):
-        extension_for("../up", "json")
+        extension_for(ROOT, "../up", "json")
 
 
 @pytest.mark.parametrize(

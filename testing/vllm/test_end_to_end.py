@@ -1,15 +1,15 @@
 """The whole evaluation through the real plugin and the real vLLM CPU engine: all 150 bundled
 tasks, the small local model, then a cache hit, then two xdist workers.
 
-Each run is a fresh `python -m pytest` process in a directory holding the evaluation suite, as
-a user would run it. Runs share one module-scoped cache so the second can hit it.
+Each run is a fresh `python -m pytest` process in an empty directory, as a user would run it in
+a project of their own: the plugin collects the tasks. Runs share one module-scoped cache so
+the second can hit it.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -20,11 +20,16 @@ import pytest
 
 from pytest_structeval.tasks import BUNDLED_TASKS as OPEN150
 
-REPO = Path(__file__).resolve().parents[2]
-SUITE = REPO / "tests" / "test_structeval.py"
-
 # Short answers keep each run near a minute on 2 cores; eager mode skips torch.compile.
 ENGINE_ARGS = ("--max-tokens=16", "--vllm-arg", "enforce_eager=true")
+# A plugin (loaded with -p) that records, as the session ends, which heavy modules it imported.
+MODULES_PROBE = """
+import json, sys
+
+def pytest_unconfigure(config):
+    with open("imported.json", "w") as handle:
+        json.dump(sorted(m for m in ("vllm", "torch", "transformers") if m in sys.modules), handle)
+"""
 
 
 @dataclass
@@ -45,14 +50,17 @@ class Run:
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("e2e")
-    (path / "tests").mkdir()
-    shutil.copy(SUITE, path / "tests" / SUITE.name)
+    (path / "modules_probe.py").write_text(MODULES_PROBE, encoding="utf-8")
     return path
 
 
 def evaluate(workdir: Path, name: str, *args: str) -> Run:
     out = workdir / name
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1")}
+    env = {
+        **os.environ,
+        "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(workdir), os.environ.get("PYTHONPATH")])),
+    }
     for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
         env.pop(var, None)
     done = subprocess.run(
@@ -60,8 +68,8 @@ def evaluate(workdir: Path, name: str, *args: str) -> Run:
             sys.executable,
             "-m",
             "pytest",
-            "tests",
             "-q",
+            "-rs",
             "-p",
             "no:cacheprovider",
             f"--tasks={OPEN150}",
@@ -85,7 +93,14 @@ def serial(workdir: Path) -> Run:
 
 @pytest.fixture(scope="module")
 def rerun(workdir: Path, serial: Run) -> Run:
-    return evaluate(workdir, "rerun", "--model=builtin:tiny", f"--cache-dir={workdir / 'cache'}")
+    return evaluate(
+        workdir,
+        "rerun",
+        "--model=builtin:tiny",
+        f"--cache-dir={workdir / 'cache'}",
+        "-p",
+        "modules_probe",
+    )
 
 
 def test_all_150_tasks_run_through_one_engine(serial: Run) -> None:
@@ -113,6 +128,11 @@ def test_a_rerun_hits_the_cache_and_builds_no_engine(serial: Run, rerun: Run) ->
     assert [t["score"] for t in rerun.report["tasks"]] == [
         t["score"] for t in serial.report["tasks"]
     ]
+
+
+def test_a_fully_cached_run_imports_neither_vllm_nor_torch(workdir: Path, rerun: Run) -> None:
+    assert json.loads((workdir / "imported.json").read_text("utf-8")) == []
+    assert "not needed: all 150 generations are cached" in rerun.output
 
 
 def test_two_workers_give_the_serial_inference_with_one_engine(

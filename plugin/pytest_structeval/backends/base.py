@@ -61,33 +61,52 @@ class Backend(ABC):
         self.cache = cache
         self.stats = BackendStats()
 
+    def lookup(
+        self, tasks: Sequence[Task], *, read_only: bool = False
+    ) -> tuple[dict[str, Generation], list[Task]]:
+        """The cached generations of ``tasks`` and the tasks that would have to be generated.
+
+        Starts nothing: the identity is computed from files and package metadata. With
+        ``read_only`` the cache is read even under ``--refresh`` (another process of this run
+        has just refreshed it)."""
+        identity = self.cache_identity()
+        if self.cache is None or identity is None:
+            return {}, list(tasks)
+        hits: dict[str, Generation] = {}
+        misses: list[Task] = []
+        for task in tasks:
+            hit = self.cache.get(identity, task, ignore_refresh=read_only)
+            if hit is not None:
+                hits[task.task_id] = hit
+            else:
+                misses.append(task)
+        return hits, misses
+
     def generate(
         self,
         tasks: Sequence[Task],
         *,
         on_phase: Callable[[str], None] | None = None,
+        read_only: bool = False,
     ) -> dict[str, Generation]:
         """Return a generation for every task, generating only what the cache lacks."""
-        identity = self.cache_identity()
-        use_cache = self.cache is not None and identity is not None
-        results: dict[str, Generation] = {}
-        misses: list[Task] = []
-        for task in tasks:
-            hit = self.cache.get(identity, task) if use_cache else None  # type: ignore[union-attr]
-            if hit is not None:
-                results[task.task_id] = hit
-                self.stats.cache_hits += 1
-            else:
-                misses.append(task)
+        results, misses = self.lookup(tasks, read_only=read_only)
+        self.stats.cache_hits += len(results)
         if misses:
             started = time.perf_counter()
+            identity = self.cache_identity()
+            cache = self.cache
             by_id = {task.task_id: task for task in misses}
-            store = (lambda g: self.cache.put(identity, by_id[g.task_id], g)) if use_cache else None  # type: ignore[union-attr]
+            store = (
+                (lambda g: cache.put(identity, by_id[g.task_id], g))
+                if cache is not None and identity is not None
+                else None
+            )
             for generation in self._generate(misses, store=store, on_phase=on_phase):
                 results[generation.task_id] = generation
             self.stats.generated += len(misses)
             self.stats.add_time("generate_total", time.perf_counter() - started)
-        return results
+        return {task.task_id: results[task.task_id] for task in tasks}
 
     @abstractmethod
     def _generate(

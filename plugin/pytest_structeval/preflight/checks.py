@@ -94,8 +94,9 @@ class Check:
 class PreflightConfig:
     """Plain values (picklable, as pytest-xdist ships options to workers).
 
-    ``tasks_path`` None means the bundled task set; ``replay`` means no engine will start, so the
-    checks of vLLM, torch, the device and the model skip.
+    ``tasks_path`` None means the bundled task set. ``engine_not_needed`` says why no local
+    engine will start (a replay, every generation cached, a remote server): the checks of vLLM,
+    torch, the device and the model then skip with that reason.
     """
 
     model: str = DEFAULT_MODEL
@@ -105,7 +106,7 @@ class PreflightConfig:
     gpu_memory_utilization: float | None = None
     device: Device = "auto"
     dtype: str = "auto"
-    replay: bool = False
+    engine_not_needed: str | None = None
     min_free_disk_mb: int = 256
     subprocess_timeout_s: float = 180.0
     hub_timeout_s: float = 10.0
@@ -718,8 +719,8 @@ class _Env:
         return _resolve_model(self.cfg.model, self.cfg.hub_timeout_s)
 
     def engine_skip(self) -> CheckResult | None:
-        if self.cfg.replay:
-            return _skip("replay (--generations): no engine starts")
+        if self.cfg.engine_not_needed:
+            return _skip(self.cfg.engine_not_needed)
         return None
 
     def device_skip(self, wanted: Literal["cuda", "cpu"]) -> CheckResult | None:

@@ -1,8 +1,9 @@
 """Output snapshots: one file per task, in the output's own format, through syrupy.
 
-Layout: ``<suite dir>/__structeval_snapshots__/<slug>/<task_id>.<ext>``, where the slug names
-the model (and adapter) or, for a replay, the generations file, so that
-``git diff`` between two model directories reads as a diff of TOML, YAML, ... files.
+Layout: ``<snapshot dir>/<slug>/<task_id>.<ext>``, where the snapshot directory defaults to
+``<rootdir>/__structeval_snapshots__`` and the slug names the model (and adapter) or, for a
+replay, the generations file, so that ``git diff`` between two model directories reads as a
+diff of TOML, YAML, ... files.
 
 Why not syrupy's own ``__snapshots__`` directory: the plain ``snapshot`` fixture registers
 syrupy's default (amber) extension, which scans ``__snapshots__`` recursively and calls every
@@ -66,7 +67,7 @@ class SnapshotMismatch(AssertionError):
 
 
 class StructEvalSnapshotExtension(SingleFileSnapshotExtension):
-    """One UTF-8 text file per task; subclasses fix ``slug`` and ``file_extension``.
+    """One UTF-8 text file per task; subclasses fix ``root``, ``slug`` and ``file_extension``.
 
     The snapshot index is the task id (``snapshot(name=task_id)``), so it names the file.
     """
@@ -74,12 +75,15 @@ class StructEvalSnapshotExtension(SingleFileSnapshotExtension):
     _write_mode = WriteMode.TEXT
     # Queue writes until the session (or worker) finishes, as syrupy does for amber files.
     write_immediately = False
+    root = ""
     slug = ""
     file_extension = ""
 
     @classmethod
     def dirname(cls, *, test_location: PyTestLocation) -> str:
-        return str(Path(test_location.filepath).parent / SNAPSHOT_DIRNAME / cls.slug)
+        # Not beside the test file: a task item's file is the task file, which may live in
+        # site-packages (the bundled set) or anywhere on disk.
+        return str(Path(cls.root) / cls.slug)
 
     @classmethod
     def discovery_dirname(cls, *, test_location: PyTestLocation) -> str:
@@ -123,7 +127,7 @@ class StructEvalSnapshotExtension(SingleFileSnapshotExtension):
         write_atomic(path, data)
 
 
-def extension_for(slug: str, fmt: str) -> type[StructEvalSnapshotExtension]:
+def extension_for(root: Path, slug: str, fmt: str) -> type[StructEvalSnapshotExtension]:
     """The extension class for one snapshot directory and one format (one class per pair)."""
     fmt = fmt.lower()
     if fmt not in FORMATS:
@@ -132,16 +136,16 @@ def extension_for(slug: str, fmt: str) -> type[StructEvalSnapshotExtension]:
         raise ValueError(
             f"snapshot slug {slug!r} is not filesystem-safe; build it with snapshot_slug()"
         )
-    return _extension_class(slug, fmt)
+    return _extension_class(str(root), slug, fmt)
 
 
 @cache
-def _extension_class(slug: str, fmt: str) -> type[StructEvalSnapshotExtension]:
+def _extension_class(root: str, slug: str, fmt: str) -> type[StructEvalSnapshotExtension]:
     # Cached so that syrupy, which keys its write queue by class, sees one class per file.
     return type(
         f"StructEval{fmt.upper()}SnapshotExtension",
         (StructEvalSnapshotExtension,),
-        {"slug": slug, "file_extension": fmt, "__module__": __name__},
+        {"root": root, "slug": slug, "file_extension": fmt, "__module__": __name__},
     )
 
 
@@ -198,7 +202,7 @@ def normalise_content(code: str) -> str:
 
 
 def check_snapshot(
-    snapshot: SnapshotAssertion, *, task_id: str, fmt: str, slug: str, content: str
+    snapshot: SnapshotAssertion, *, root: Path, task_id: str, fmt: str, slug: str, content: str
 ) -> SnapshotOutcome:
     """Compare one task's output with its stored snapshot.
 
@@ -209,7 +213,7 @@ def check_snapshot(
     """
     __tracebackhide__ = True
     assertion = dataclasses.replace(
-        snapshot, extension_class=extension_for(slug, fmt), update_new_snapshots_only=True
+        snapshot, extension_class=extension_for(root, slug, fmt), update_new_snapshots_only=True
     )
     data = normalise_content(content)
     matched = assertion(name=task_id) == data

@@ -1,0 +1,118 @@
+"""The task file as a pytest collector: the preflight checks, then one item per task.
+
+As in pytest's own non-Python example (``doc/en/example/nonpython``), the file is the collector
+and its entries the items; each item writes its own failure text. Items are
+``pytest.Function`` objects over two small functions of this module, so fixtures (syrupy's
+``snapshot``, a project's own autouse fixtures), ``-k``, ``-m``, ``--lf``, ``-n`` and JUnit
+work on them as on any test. Node ids read ``<task file>::<task_id>-<task_name>`` and
+``<task file>::preflight::<check>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .tasks import Task, TaskSet
+
+# One task per task kind: what a CPU can afford with a real model (the first task of each kind
+# in the task file, so the subset is stable and covers all 19 kinds of StructEval-T).
+SMOKE_MARKER = "smoke"
+KIND_MARKERS = {"generation": "Text to a format", "conversion": "one format to another"}
+
+
+def keyword_name(task_name: str) -> str:
+    """``CSV to JSON`` -> ``CSV_to_JSON``: a form pytest's ``-k`` grammar accepts."""
+    return task_name.replace(" ", "_")
+
+
+def evaluate_task(structeval_result: Any) -> None:
+    """The body of every task item: the result's verdict, with the scorer's explanation."""
+    __tracebackhide__ = True
+    if structeval_result.verdict == "xfail":
+        pytest.xfail(structeval_result.message)
+    if structeval_result.verdict == "fail":
+        pytest.fail(structeval_result.message, pytrace=False)
+
+
+def run_check(structeval_check_result: Any) -> None:
+    """The body of every preflight item."""
+    __tracebackhide__ = True
+    if structeval_check_result.status == "skip":
+        pytest.skip(structeval_check_result.detail)
+    if structeval_check_result.status == "fail":
+        pytest.fail(structeval_check_result.message, pytrace=False)
+
+
+class TaskItem(pytest.Function):
+    """One task; its verdict comes from the session's evaluation (``structeval_result``)."""
+
+    def __init__(self, *, task: Task, smoke: bool, **kwargs: Any) -> None:
+        super().__init__(callobj=evaluate_task, **kwargs)
+        self.task = task
+        self.add_marker(task.fmt)
+        self.add_marker(task.kind)
+        if smoke:
+            self.add_marker(SMOKE_MARKER)
+        # -k "CSV to JSON" is rewritten to CSV_to_JSON before deselection (plugin.py).
+        self.extra_keyword_matches.add(keyword_name(task.task_name))
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        # No line number: the task file is data. pytest needs an int for skip reports.
+        return self.path, 0, f"{self.task.task_id} ({self.task.task_name})"
+
+
+class CheckItem(pytest.Function):
+    """One preflight check, run by name (the checks are built once the selection is known)."""
+
+    def __init__(self, *, check: str, **kwargs: Any) -> None:
+        super().__init__(callobj=run_check, **kwargs)
+        self.check = check
+        self.add_marker("preflight")
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"preflight: {self.check}"
+
+
+class Preflight(pytest.Collector):
+    def __init__(self, *, checks: tuple[str, ...], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.checks = checks
+
+    def collect(self) -> Iterator[CheckItem]:
+        for name in self.checks:
+            yield CheckItem.from_parent(self, name=name, check=name)
+
+
+class TaskFile(pytest.File):
+    """A task file: its preflight checks first, then its tasks in file order."""
+
+    def __init__(self, *, taskset: TaskSet, checks: tuple[str, ...], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.taskset = taskset
+        self.checks = checks
+
+    def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
+        yield Preflight.from_parent(self, name="preflight", checks=self.checks)
+        seen_kinds: set[str] = set()
+        for task in self.taskset:
+            smoke = task.task_name not in seen_kinds
+            seen_kinds.add(task.task_name)
+            yield TaskItem.from_parent(
+                self, name=f"{task.task_id}-{task.task_name}", task=task, smoke=smoke
+            )
+
+
+def collect_items(collector: TaskFile) -> list[pytest.Item]:
+    """Every item under ``collector``, for a task file that pytest's own collection did not
+    reach (it lies outside the paths pytest was given, or inside site-packages)."""
+    items: list[pytest.Item] = []
+    for node in collector.collect():
+        if isinstance(node, pytest.Collector):
+            items.extend(node.collect())  # type: ignore[arg-type]
+        else:
+            items.append(node)
+    return items

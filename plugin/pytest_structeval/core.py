@@ -1,0 +1,442 @@
+"""The evaluation, without pytest: select -> generate -> score -> judge -> report.
+
+``Evaluation`` takes ``Settings``, a task selection and (optionally) a backend, owns the backend
+(and with it any engine or server) as a context manager, and turns generations into scored
+``TaskResult`` values and one ``Report``::
+
+    from pytest_structeval import Evaluation, Settings
+
+    with Evaluation(Settings(model="builtin:tiny", max_tokens=64)) as evaluation:
+        report = evaluation.run()
+        evaluation.write(report)
+    print(report.summary["overall"])
+
+The pytest plugin drives the same object: it collects one item per task, asks ``generate`` once
+for the final selection, ``score`` per item, and ``finish`` with the records its items (and
+xdist workers) produced. Nothing here imports pytest.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from . import __version__
+from .backends.base import Backend, Generation
+from .cache import GenerationCache
+from .files import dump_json, write_atomic
+from .report.report import Report
+from .scoring import TaskScore, score_task
+from .settings import Settings
+from .tasks import InputError, Task, TaskSet, load_generations
+
+Verdict = Literal["pass", "fail", "xfail"]
+PhaseCallback = Callable[[str], None]
+OUTPUT_FILES = ("inference.json", "report.json", "report.html")
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """One task's generation, its score, and the verdict a test reports.
+
+    ``verdict`` is ``pass`` for a perfect score, ``fail`` otherwise; against a baseline it
+    follows ``report.gate.task_verdict`` (regressions fail, known failures xfail). ``message``
+    is what a failing test shows. ``snapshot`` is set by whoever compares the output with a
+    stored snapshot (the pytest layer): new, match, updated or changed."""
+
+    task: Task
+    score: TaskScore
+    generation: Generation
+    verdict: Verdict
+    message: str
+    snapshot: str | None = None
+
+    def with_snapshot(self, state: str, mismatch: str | None = None) -> TaskResult:
+        """A changed snapshot fails the task whatever its score: the same model should give the
+        same output until someone accepts the change."""
+        if mismatch is None:
+            return replace(self, snapshot=state)
+        message = "\n".join(filter(None, [mismatch, self.message]))
+        return replace(self, snapshot=state, verdict="fail", message=message)
+
+    def record(self) -> dict[str, Any]:
+        """The task's entry in report.json: plain JSON-safe data (it travels from xdist
+        workers to the controller on the test report)."""
+        data = self.score.to_dict()
+        data["generation"] = self.generation.text
+        data["finish_reason"] = self.generation.finish_reason
+        data["from_cache"] = self.generation.from_cache
+        data["snapshot"] = self.snapshot
+        data["verdict"] = self.verdict
+        return data
+
+
+def make_backend(
+    settings: Settings,
+    *,
+    replay_generations: Mapping[str, str] | None = None,
+    cache_dir: Path | None = None,
+) -> Backend:
+    """The backend the settings ask for. ``cache_dir`` overrides where generations are cached
+    (the plugin passes a per-run directory when several processes must share generations
+    but the user turned the cache off)."""
+    if settings.replay:
+        from .backends.replay import ReplayBackend
+
+        if replay_generations is None:
+            assert settings.generations is not None
+            replay_generations = load_generations(
+                settings.generations, TaskSet.load(settings.tasks)
+            )
+        return ReplayBackend(dict(replay_generations), source=str(settings.generations))
+    from .backends.vllm_offline import VllmBackend, VllmConfig
+    from .models import resolve_model
+
+    if cache_dir is not None:
+        cache: GenerationCache | None = GenerationCache(cache_dir, refresh=settings.refresh)
+    elif settings.cache:
+        cache = GenerationCache(settings.cache_dir / "generations", refresh=settings.refresh)
+    else:
+        cache = None
+    config = VllmConfig(
+        model=resolve_model(settings.model, root=settings.cache_dir),
+        model_name=settings.model,
+        adapter=settings.adapter,
+        max_tokens=settings.max_tokens,
+        temperature=settings.temperature,
+        seed=settings.seed,
+        max_model_len=settings.max_model_len,
+        gpu_memory_utilization=settings.gpu_memory_utilization,
+        dtype=settings.dtype,
+        vllm_args=settings.vllm_args,
+        structured_outputs=settings.structured_outputs,
+        trust_remote_code=settings.trust_remote_code,
+    )
+    return VllmBackend(config, cache=cache)
+
+
+class SharedGenerationError(RuntimeError):
+    """Another process of the same run failed to generate; the message is its error."""
+
+
+@dataclass(frozen=True)
+class SharedGeneration:
+    """Processes of one run (pytest-xdist workers) that share one generation.
+
+    The first process that needs generations takes a file lock and generates every selected
+    task; the others wait on the lock, then read what it stored in the shared cache. There is
+    no fixed owner, so a worker that receives no test never leaves the others waiting, and an
+    owner that dies releases the lock with its process. A failure is written beside the lock
+    before it is released: every waiter raises that same error at once instead of trying again.
+    """
+
+    directory: Path
+
+    def generate(
+        self, backend: Backend, tasks: Sequence[Task], *, on_phase: PhaseCallback | None = None
+    ) -> dict[str, Generation]:
+        from filelock import FileLock  # light, but only multi-process runs need it
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        failed = self.directory / "failed.txt"
+        done = self.directory / "done"
+        with FileLock(str(self.directory / "generate.lock")):
+            if failed.exists():
+                raise SharedGenerationError(failed.read_text(encoding="utf-8"))
+            if done.exists():
+                return backend.generate(tasks, on_phase=on_phase, read_only=True)
+            try:
+                generations = backend.generate(tasks, on_phase=on_phase)
+            except Exception as exc:
+                write_atomic(failed, str(exc) or type(exc).__name__)
+                raise
+            done.touch()
+            return generations
+
+
+class Evaluation:
+    """Settings + tasks + backend in; scored ``TaskResult`` values and a ``Report`` out.
+
+    ``tasks`` defaults to the settings' task file; ``backend`` to the one the settings ask for
+    (built on first use, so that validating and collecting never start an engine). The
+    evaluation owns the backend: ``close()`` (or leaving the ``with`` block) releases its
+    engine or server."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        tasks: TaskSet | None = None,
+        backend: Backend | None = None,
+    ) -> None:
+        from .report.gate import load_baseline
+
+        self.settings = settings if settings is not None else Settings()
+        self.tasks = tasks if tasks is not None else TaskSet.load(self.settings.tasks)
+        # Every input file is read and checked here, before anything can start an engine;
+        # which tasks must have a generation depends on the selection (check_selection).
+        self.replay_generations = (
+            load_generations(self.settings.generations, self.tasks, selected=())
+            if self.settings.generations is not None
+            else None
+        )
+        self.baseline = (
+            load_baseline(self.settings.baseline) if self.settings.baseline is not None else None
+        )
+        self._backend = backend
+        self._baseline_scores: dict[str, float] | None = None
+        self.timings: dict[str, float] = {}
+
+    def __enter__(self) -> Evaluation:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- backend ---------------------------------------------------------------------------
+
+    def backend_for(self, *, cache_dir: Path | None = None) -> Backend:
+        """The backend, built on first call (``cache_dir``: see ``make_backend``)."""
+        if self._backend is None:
+            self._backend = make_backend(
+                self.settings, replay_generations=self.replay_generations, cache_dir=cache_dir
+            )
+        return self._backend
+
+    @property
+    def backend(self) -> Backend:
+        return self.backend_for()
+
+    @property
+    def backend_built(self) -> bool:
+        return self._backend is not None
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+
+    # -- the pipeline ----------------------------------------------------------------------
+
+    def select(self, task_ids: Iterable[str] | None = None) -> list[Task]:
+        """Tasks in task-file order; ``task_ids`` (any order) narrows them."""
+        if task_ids is None:
+            return list(self.tasks)
+        wanted = set(task_ids)
+        unknown = wanted - set(self.tasks.by_id())
+        if unknown:
+            raise KeyError(f"not in {self.tasks.source}: {', '.join(sorted(unknown))}")
+        return [task for task in self.tasks if task.task_id in wanted]
+
+    def check_selection(self, tasks: Sequence[Task]) -> None:
+        """Raise ``InputError`` when a replay lacks a generation for a selected task."""
+        if self.replay_generations is None:
+            return
+        missing = [t.task_id for t in tasks if t.task_id not in self.replay_generations]
+        if missing:
+            shown = ", ".join(missing[:3]) + (
+                f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+            )
+            raise InputError(
+                f"{self.settings.generations}: no generation for {len(missing)} selected "
+                f"task(s): {shown}"
+            )
+
+    def generate(
+        self,
+        tasks: Sequence[Task],
+        *,
+        on_phase: PhaseCallback | None = None,
+        shared: SharedGeneration | None = None,
+    ) -> dict[str, Generation]:
+        """One generation per task, in one batch, generating only what the cache lacks."""
+        self.check_selection(tasks)
+        started = time.perf_counter()
+        backend = self.backend
+        if shared is not None and not self.settings.replay:
+            generations = shared.generate(backend, tasks, on_phase=on_phase)
+        else:
+            generations = backend.generate(tasks, on_phase=on_phase)
+        self.timings["generation"] = time.perf_counter() - started
+        return generations
+
+    def score(self, task: Task, generation: Generation) -> TaskResult:
+        """Score one generation and judge it (against the baseline when there is one)."""
+        started = time.perf_counter()
+        result = score_task(
+            task,
+            generation.text,
+            mode=self.settings.scoring_mode,
+            finish_reason=generation.finish_reason,
+        )
+        self.timings["scoring"] = self.timings.get("scoring", 0.0) + time.perf_counter() - started
+        verdict, message = self._judge(task, result)
+        return TaskResult(task, result, generation, verdict, message)
+
+    def _judge(self, task: Task, result: TaskScore) -> tuple[Verdict, str]:
+        explanation = result.explain() if result.score < 1.0 else ""
+        if self.baseline is None:
+            return ("pass", "") if result.score >= 1.0 else ("fail", explanation)
+        from .report.gate import baseline_scores, task_verdict
+
+        if self._baseline_scores is None:
+            self._baseline_scores = baseline_scores(self.baseline)
+        verdict = task_verdict(
+            self._baseline_scores.get(task.task_id),
+            result.score,
+            strict_regressions=self.settings.strict_regressions,
+        )
+        return verdict.outcome, "\n".join(filter(None, [verdict.message, explanation]))
+
+    def run(
+        self, task_ids: Iterable[str] | None = None, *, on_phase: PhaseCallback | None = None
+    ) -> Report:
+        """Select, generate, score and report in one call."""
+        selected = self.select(task_ids)
+        generations = self.generate(selected, on_phase=on_phase)
+        records = {
+            task.task_id: self.score(task, generations[task.task_id]).record() for task in selected
+        }
+        return self.report(records, selected=selected)
+
+    # -- reporting -------------------------------------------------------------------------
+
+    def local_meta(self) -> dict[str, Any]:
+        """This process's part of report.json's ``meta`` (xdist workers each send theirs)."""
+        if self._backend is None:
+            return {"engine_builds": 0, "timings": dict(self.timings)}
+        backend = self._backend
+        return {
+            **backend.meta(),
+            "engine_builds": backend.stats.engine_builds,
+            "generated": backend.stats.generated,
+            "cache_hits": backend.stats.cache_hits,
+            "timings": {**backend.stats.timings, **self.timings},
+        }
+
+    def meta(
+        self,
+        parts: Sequence[Mapping[str, Any]] = (),
+        *,
+        extra_versions: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """report.json's ``meta`` from the parts of every process (this one's by default)."""
+        parts = list(parts) or [self.local_meta()]
+        meta: dict[str, Any] = {}
+        for part in parts:
+            for key, value in part.items():
+                meta.setdefault(key, value)
+        for counter in ("engine_builds", "generated", "cache_hits"):
+            meta[counter] = sum(int(p.get(counter, 0)) for p in parts)
+        meta.setdefault("backend", "replay" if self.settings.replay else "vllm")
+        meta.setdefault("model", None if self.settings.replay else self.settings.model)
+        versions = dict(meta.get("versions") or {})
+        versions.setdefault("python", platform.python_version())
+        versions.setdefault("pytest-structeval", __version__)
+        for name, version in (extra_versions or {}).items():
+            versions.setdefault(name, version)
+        meta["versions"] = versions
+        meta["tasks_file"] = str(self.settings.tasks)
+        meta["scoring_mode"] = self.settings.scoring_mode
+        meta["workers"] = len(parts)
+        return meta
+
+    def report(
+        self,
+        records: Mapping[str, Mapping[str, Any]],
+        *,
+        selected: Sequence[Task] | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> Report:
+        """The report over ``records`` (task_id -> ``TaskResult.record()`` plus ``status``),
+        compared with the baseline over the same tasks when there is one."""
+        report = Report.build(
+            records,
+            self.tasks,
+            meta=meta if meta is not None else self.meta(),
+            weights=self.settings.format_weights,
+        )
+        snapshots: dict[str, int] = {}
+        for record in report.tasks:
+            state = record.get("snapshot")
+            if state:
+                snapshots[state] = snapshots.get(state, 0) + 1
+        report.summary["snapshots"] = snapshots
+        if self.baseline is not None:
+            report = report.with_comparison(self._compare(report, selected))
+        return report
+
+    def _compare(self, report: Report, selected: Sequence[Task] | None) -> dict[str, Any]:
+        """Compare like with like: when a subset of the task file ran, the baseline's overall
+        is recomputed over the same tasks, the same way."""
+        from .report.aggregate import summarize
+        from .report.gate import compare
+
+        assert self.baseline is not None
+        baseline = self.baseline
+        baseline_overall = None
+        if selected is not None and len(selected) < len(self.tasks):
+            chosen = {task.task_id for task in selected}
+            kept = [t for t in baseline.get("tasks", []) if t["task_id"] in chosen]
+            baseline = {**baseline, "tasks": kept}
+            scored = [TaskScore.from_dict(t) for t in kept if t.get("score") is not None]
+            if scored:
+                baseline_overall = summarize(scored, weights=self.settings.format_weights)[
+                    "overall"
+                ]
+        comparison = compare(
+            {r["task_id"]: r["score"] for r in report.tasks},
+            baseline,
+            current_overall=report.summary["overall"],
+            max_drop=self.settings.max_drop,
+            baseline_overall=baseline_overall,
+        )
+        return comparison.to_dict()
+
+    def write(self, report: Report, out_dir: Path | None = None) -> list[Path]:
+        """inference.json, report.json and report.html, each written atomically."""
+        from .report.html import render_html
+
+        out = out_dir if out_dir is not None else self.settings.out_dir
+        write_atomic(out / "inference.json", dump_json(report.inference()))
+        write_atomic(out / "report.json", dump_json(report.to_dict()))
+        write_atomic(out / "report.html", render_html(report.to_dict()))
+        return [out / name for name in OUTPUT_FILES]
+
+    def finish(
+        self,
+        records: Mapping[str, Mapping[str, Any]],
+        *,
+        selected: Sequence[Task] | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> Outcome:
+        """Write every output of a finished run. inference.json goes first, straight from the
+        records: nothing optional (metadata, the baseline, the HTML page) may stand between
+        finished generations and the submission file. A failure after that is returned, not
+        raised, together with what was written."""
+        out = self.settings.out_dir
+        inference = [
+            {"task_id": t.task_id, "generation": records[t.task_id]["generation"]}
+            for t in self.tasks
+            if t.task_id in records
+        ]
+        write_atomic(out / "inference.json", dump_json(inference))
+        try:
+            report = self.report(records, selected=selected, meta=meta)
+            written = self.write(report, out)
+        except Exception as exc:
+            return Outcome(None, [out / "inference.json"], f"{type(exc).__name__}: {exc}")
+        return Outcome(report, written, None)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What ``Evaluation.finish`` produced: the report (None when building it failed), the
+    files written, and the error that stopped the rest, if any."""
+
+    report: Report | None
+    written: list[Path]
+    error: str | None
