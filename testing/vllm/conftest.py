@@ -6,6 +6,7 @@ cache is pinned to 1 GiB (vLLM's CPU default is most of the machine's memory).""
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -44,3 +45,37 @@ def tasks() -> list[Task]:
         )
         for i, fmt in enumerate(fmts)
     ]
+
+
+# Installed through PYTHONPATH, which the engine's spawned processes inherit: in them (and only
+# in them: multiprocessing's spawn passes --multiprocessing-fork) one module cannot be imported,
+# as flashinfer could not be inside vLLM 0.26's engine core on a GPU.
+_BLOCK_IN_ENGINE = textwrap.dedent(
+    """
+    import importlib.abc, os, sys
+
+    BLOCKED = os.environ.get("STRUCTEVAL_TEST_BLOCKED_MODULE")
+
+    class _Blocked(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == BLOCKED:
+                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+            return None
+
+    if BLOCKED and "--multiprocessing-fork" in sys.argv:
+        sys.meta_path.insert(0, _Blocked())
+    """
+)
+
+
+BLOCKED_MODULE = "vllm.v1.worker.cpu_worker"
+
+
+@pytest.fixture
+def broken_engine_env(tmp_path: Path) -> dict[str, str]:
+    """Environment variables under which vLLM's engine processes cannot import one module
+    (the CPU worker), while the process that sets them is unaffected."""
+    site = tmp_path / "blocked-site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(_BLOCK_IN_ENGINE, encoding="utf-8")
+    return {"PYTHONPATH": str(site), "STRUCTEVAL_TEST_BLOCKED_MODULE": BLOCKED_MODULE}

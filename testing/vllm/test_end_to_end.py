@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,12 +56,14 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def evaluate(workdir: Path, name: str, *args: str) -> Run:
+def evaluate(workdir: Path, name: str, *args: str, env: dict[str, str] | None = None) -> Run:
     out = workdir / name
+    paths = [str(workdir), *(env or {}).get("PYTHONPATH", "").split(os.pathsep)]
     env = {
         **os.environ,
         "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"),
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(workdir), os.environ.get("PYTHONPATH")])),
+        **(env or {}),
+        "PYTHONPATH": os.pathsep.join(filter(None, [*paths, os.environ.get("PYTHONPATH")])),
     }
     for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
         env.pop(var, None)
@@ -117,6 +121,7 @@ def test_all_150_tasks_run_through_one_engine(serial: Run) -> None:
     assert report["meta"]["sampling_params"]["max_tokens"] == 16
     assert report["meta"]["engine_args"]["enforce_eager"] is True
     assert "structeval: engine start" in serial.output
+    assert re.search(r"structeval: preflight \d+ checks \d+\.\d s", serial.output)
 
 
 def test_a_rerun_hits_the_cache_and_builds_no_engine(serial: Run, rerun: Run) -> None:
@@ -152,3 +157,26 @@ def test_two_workers_give_the_serial_inference_with_one_engine(
     assert parallel.report["meta"]["engine_builds"] == 1
     assert parallel.report["meta"]["workers"] == 2
     assert parallel.inference == serial.inference
+
+
+def test_under_xdist_a_failed_engine_start_ends_every_wait_with_its_cause(
+    workdir: Path, broken_engine_env: dict[str, str]
+) -> None:
+    # The engine's own processes cannot import a module (testing/vllm/test_ladder.py has the
+    # same fault in-process): whichever worker generates fails, and the other must not wait
+    # for generations that will never come.
+    started = time.perf_counter()
+    broken = evaluate(
+        workdir,
+        "broken",
+        "--model=builtin:tiny",
+        f"--cache-dir={workdir / 'cache-broken'}",
+        "-n",
+        "2",
+        env=broken_engine_env,
+    )
+    assert time.perf_counter() - started < 600
+    assert broken.returncode == 1, broken.output[-3000:]
+    assert "ModuleNotFoundError: No module named 'vllm.v1.worker.cpu_worker'" in broken.output
+    assert re.search(r"150 errors?", broken.output), broken.output[-2000:]
+    assert "out of memory" not in broken.output

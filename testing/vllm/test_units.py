@@ -10,7 +10,12 @@ import pytest
 
 from pytest_structeval.backends.adapter import AdapterError, validate_adapter
 from pytest_structeval.backends.base import Generation
-from pytest_structeval.backends.engine import default_ladder, is_memory_error
+from pytest_structeval.backends.engine import (
+    default_ladder,
+    failure_cause,
+    is_memory_error,
+    root_cause,
+)
 from pytest_structeval.backends.vllm_offline import VllmBackend, VllmConfig, structured_outputs_spec
 from pytest_structeval.cache import GenerationCache, cache_key
 from pytest_structeval.models import BUILTIN_TINY, resolve_model
@@ -185,9 +190,40 @@ def test_ladder_and_error_classification() -> None:
         {"gpu_memory_utilization": 0.95},
         {"max_model_len": 2048, "gpu_memory_utilization": 0.9},
     ]
-    assert is_memory_error(RuntimeError("Engine core initialization failed. See root cause above."))
-    assert is_memory_error(ValueError("No available memory for the cache blocks."))
-    assert not is_memory_error(TypeError("unexpected keyword argument 'foo'"))
+    assert is_memory_error("ValueError: No available memory for the cache blocks.")
+    assert is_memory_error("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB")
+    assert is_memory_error(
+        "ValueError: Free memory on device cuda:0 (10.2/139.8 GiB) on startup is less than "
+        "desired GPU memory utilization (0.9, 125.8 GiB)."
+    )
+    assert not is_memory_error("RuntimeError: Engine core initialization failed.")
+    assert not is_memory_error("ModuleNotFoundError: No module named 'flashinfer'")
+    assert not is_memory_error("TypeError: unexpected keyword argument 'foo'")
+
+
+# What vLLM 0.32 printed when a worker of the engine core could not import a module (seen on
+# this project's CPU machine), shortened; the parent only raised the wrapper at the end.
+ENGINE_LOG = """\
+(EngineCore pid=16760) INFO 12-01 08:49:20 [core.py:101] Initializing a V1 LLM engine
+(VllmWorker-0 pid=17092) ERROR 12-01 08:51:01 [multiproc_executor.py:953] Traceback (most recent call last):
+(VllmWorker-0 pid=17092) ERROR 12-01 08:51:01 [multiproc_executor.py:953]   File "x.py", line 1, in <module>
+(VllmWorker-0 pid=17092) ERROR 12-01 08:51:01 [multiproc_executor.py:953] ModuleNotFoundError: No module named 'flashinfer'
+(EngineCore pid=16760) ERROR 12-01 08:51:07 [core.py:1510] Exception: WorkerProc initialization failed due to an exception in a background process. See stack trace for root cause.
+Process EngineCore:
+Traceback (most recent call last):
+Exception: WorkerProc initialization failed due to an exception in a background process. See stack trace for root cause.
+"""
+
+
+def test_the_root_cause_comes_from_the_engine_log() -> None:
+    assert root_cause(ENGINE_LOG) == "ModuleNotFoundError: No module named 'flashinfer'"
+    wrapper = RuntimeError("Engine core initialization failed. See root cause above.")
+    assert failure_cause(wrapper, ENGINE_LOG) == "ModuleNotFoundError: No module named 'flashinfer'"
+    # Without a log the wrapper is all there is; an exception of the parent is its own cause.
+    assert failure_cause(wrapper, "") == (
+        "RuntimeError: Engine core initialization failed. See root cause above."
+    )
+    assert failure_cause(ValueError("bad value\nmore"), ENGINE_LOG) == "ValueError: bad value"
 
 
 # -- adapters -----------------------------------------------------------------------------

@@ -6,11 +6,16 @@ initialises the accelerator platform.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import gc
 import inspect
 import logging
+import os
 import re
+import sys
+import threading
+import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -57,6 +62,7 @@ class VllmEngine:
         self.kwargs: dict[str, object] = dict(kwargs)
         self.dropped: list[str] = []
         self.llm: Any = None
+        self.log: EngineLog | None = None
 
     def __enter__(self) -> Any:
         from vllm import LLM  # lazy: see the module docstring
@@ -68,8 +74,10 @@ class VllmEngine:
                 f"{', '.join(self.dropped)}; ignored",
                 stacklevel=2,
             )
+        self.log = EngineLog()
         try:
-            self.llm = LLM(**self.kwargs)
+            with self.log:
+                self.llm = LLM(**self.kwargs)
         except BaseException:
             self._cleanup()
             raise
@@ -100,21 +108,127 @@ class VllmEngine:
         gc.collect()
 
 
+class EngineLog:
+    """Keeps the tail of what vLLM's processes print while an engine starts.
+
+    vLLM runs the engine core (and its workers) in child processes that inherit file
+    descriptors 1 and 2 (vLLM logs to stdout, tracebacks go to stderr); an exception there
+    reaches the parent only as "Engine core initialization failed. See root cause above", and
+    the root cause is only in that output. Inside the ``with`` block both descriptors are pipes
+    whose readers copy everything to where it was going (the user still sees the log as it
+    happens) and keep the last ``limit`` bytes. The children keep the pipes for their
+    lifetime, so the readers run until the last of them closes its end."""
+
+    def __init__(self, limit: int = 256 * 1024) -> None:
+        self.limit = limit
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._size = 0
+        self._lock = threading.Lock()
+        self._saved: dict[int, int] = {}
+        self._readers: list[threading.Thread] = []
+        self._last_read = time.monotonic()
+
+    def __enter__(self) -> EngineLog:
+        for stream, fd in ((sys.stdout, 1), (sys.stderr, 2)):
+            stream.flush()
+            self._saved[fd] = os.dup(fd)
+            read_end, write_end = os.pipe()
+            forward_to = os.dup(self._saved[fd])  # the reader's own copy: it outlives the block
+            reader = threading.Thread(
+                target=self._pump, args=(read_end, forward_to), name="vllm-log", daemon=True
+            )
+            reader.start()
+            self._readers.append(reader)
+            os.dup2(write_end, fd)
+            os.close(write_end)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        for fd, saved in self._saved.items():
+            os.dup2(saved, fd)
+            os.close(saved)
+        self._saved.clear()
+
+    def _pump(self, read_end: int, forward_to: int) -> None:
+        try:
+            while chunk := os.read(read_end, 65536):
+                with contextlib.suppress(OSError):
+                    os.write(forward_to, chunk)
+                with self._lock:
+                    self._last_read = time.monotonic()
+                    self._chunks.append(chunk)
+                    self._size += len(chunk)
+                    while self._size > self.limit and len(self._chunks) > 1:
+                        self._size -= len(self._chunks.popleft())
+        finally:
+            os.close(read_end)
+            os.close(forward_to)
+
+    def text(self, *, settle: float = 1.0, timeout: float = 10.0) -> str:
+        """What was printed so far, once the output has been quiet for ``settle`` seconds (or
+        its writers are gone): a failing engine's processes print their tracebacks as they
+        die, after the parent has already seen the failure."""
+        deadline = time.monotonic() + timeout
+        while any(reader.is_alive() for reader in self._readers):
+            with self._lock:
+                quiet = time.monotonic() - self._last_read
+            if quiet >= settle or time.monotonic() >= deadline:
+                break
+            time.sleep(min(settle - quiet, 0.1))
+        with self._lock:
+            return b"".join(self._chunks).decode("utf-8", errors="replace")
+
+
+# vLLM prefixes its child processes' lines: "(EngineCore_DP0 pid=12) ERROR 12-01 08:51:01
+# [core.py:1510] ...". What follows may be the exception line of a traceback.
+_LOG_PREFIX = re.compile(r"^(?:\([\w.-]+ pid=\d+\)\s*)?(?:[A-Z]+ \d\d-\d\d [\d:.]+ \[[^\]]*\]\s*)?")
+_EXCEPTION_LINE = re.compile(
+    r"^(?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:Error|Exception|Exit|Interrupt)(?::\s.*)?$"
+)
+# The wrappers vLLM raises around a failure in another process: never the root cause.
+_WRAPPERS = (
+    "Engine core initialization failed",
+    "initialization failed due to an exception in a background process",
+    "See stack trace for root cause",
+    "See root cause above",
+)
+
+
+def root_cause(log: str) -> str | None:
+    """The last exception line in an engine log that is not one of vLLM's wrappers."""
+    found = None
+    for raw in log.splitlines():
+        line = _LOG_PREFIX.sub("", raw.strip())
+        if _EXCEPTION_LINE.match(line) and not any(wrapper in line for wrapper in _WRAPPERS):
+            found = line
+    return found
+
+
+def failure_cause(exc: BaseException, log: str = "") -> str:
+    """What made an engine start fail: the exception itself, or, when it is vLLM's wrapper for
+    a failure in the engine core's process, the root cause from the engine's log."""
+    text = str(exc).strip().splitlines()
+    own = f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+    if any(wrapper in own for wrapper in _WRAPPERS):
+        return root_cause(log) or own
+    return own
+
+
+# Real evidence of running out of memory, as vLLM and torch word it.
 _MEMORY_ERROR = re.compile(
-    r"out of memory|OutOfMemory|\bOOM\b|cache blocks|KV cache|max seq len|memory utilization|"
-    r"Free memory|not enough memory|Engine core initialization failed",
+    r"out of memory|OutOfMemoryError|No available memory for the cache blocks|"
+    r"max seq len|less than desired GPU memory utilization|Free memory on device|"
+    r"not enough (?:KV cache|memory)|Cannot allocate memory",
     re.IGNORECASE,
 )
 
 
-def is_memory_error(exc: BaseException) -> bool:
-    """Failures a smaller context or another memory fraction may fix.
-
-    In vLLM's default multiprocessing mode an init failure reaches the parent only as
-    "Engine core initialization failed" (the real cause is in the engine log above it), so that
-    message counts too."""
-    text = f"{type(exc).__name__}: {exc}"
-    return isinstance(exc, MemoryError) or bool(_MEMORY_ERROR.search(text))
+def is_memory_error(cause: str) -> bool:
+    """Failures that a smaller context or another memory fraction may fix, judged on the root
+    cause (``failure_cause``): retrying anything else only repeats the same failure."""
+    return bool(_MEMORY_ERROR.search(cause))
 
 
 def default_ladder(
@@ -140,24 +254,29 @@ class RungFailure:
 
 
 class EngineStartError(RuntimeError):
-    """Every rung of the fallback ladder failed; the message lists each rung and its cause."""
+    """The engine did not start: one failure that is not about memory, or every rung of the
+    fallback ladder out of memory. The message gives the root cause of each attempt."""
 
     def __init__(self, model: str, failures: Sequence[RungFailure]) -> None:
         self.failures = list(failures)
-        lines = [f"vLLM could not start {model} on any of {len(failures)} fallback rung(s):"]
-        for i, failure in enumerate(failures, 1):
-            what = ", ".join(f"{k}={v}" for k, v in failure.overrides.items()) or "as configured"
-            lines.append(f"  rung {i} ({what}): {failure.cause}")
-        lines.append(
-            "The engine log above has the root cause of each failure. Try a smaller "
-            "--max-model-len, --gpu-memory-utilization, or free the device."
-        )
+        last = self.failures[-1]
+        if is_memory_error(last.cause):
+            lines = [f"vLLM ran out of memory starting {model} on {len(failures)} rung(s):"]
+            for i, failure in enumerate(failures, 1):
+                what = ", ".join(f"{k}={v}" for k, v in failure.overrides.items())
+                lines.append(f"  rung {i} ({what or 'as configured'}): {failure.cause}")
+            lines.append(
+                "Try a smaller --max-model-len or --gpu-memory-utilization, or free the device."
+            )
+        else:
+            after = (
+                f" (after {len(failures) - 1} out-of-memory rung(s))" if len(failures) > 1 else ""
+            )
+            lines = [
+                f"vLLM could not start {model}{after}: {last.cause}",
+                "The engine's log above has the whole traceback.",
+            ]
         super().__init__("\n".join(lines))
-
-
-def _cause(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 @contextlib.contextmanager
@@ -170,8 +289,9 @@ def start_engine(
     """Yield a started ``VllmEngine``, trying each rung (overrides of ``kwargs``) in turn.
 
     Each rung gets its own ``with VllmEngine``, so a failed one is torn down before the next
-    starts. Only memory-looking failures move on to the next rung; anything else (a missing
-    model, a bad argument) is raised at once. ``attempts`` receives the failed rungs."""
+    starts. Only a root cause that shows the device ran out of memory moves on to the next
+    rung; anything else (a missing module, a bad argument) stops at once. Either way a failure
+    is an ``EngineStartError`` naming the root cause. ``attempts`` receives the failed rungs."""
     ladder = list(ladder) if ladder is not None else [{}]
     failures = attempts if attempts is not None else []
     for rung in ladder:
@@ -179,10 +299,11 @@ def start_engine(
         try:
             engine.__enter__()
         except Exception as exc:
-            failures.append(RungFailure(dict(rung), _cause(exc)))
-            if not is_memory_error(exc):
-                raise
-            logger.warning("engine start failed (%s); trying the next fallback rung", _cause(exc))
+            cause = failure_cause(exc, engine.log.text() if engine.log else "")
+            failures.append(RungFailure(dict(rung), cause))
+            if not is_memory_error(cause):
+                raise EngineStartError(str(kwargs.get("model")), failures) from exc
+            logger.warning("engine start ran out of memory (%s); trying the next rung", cause)
             continue
         with contextlib.closing(engine):
             yield engine
