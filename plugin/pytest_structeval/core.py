@@ -36,7 +36,6 @@ from .tasks import InputError, Task, TaskSet, load_generations
 
 Verdict = Literal["pass", "fail", "xfail"]
 PhaseCallback = Callable[[str], None]
-OUTPUT_FILES = ("inference.json", "report.json", "report.html")
 
 
 @dataclass(frozen=True)
@@ -245,6 +244,15 @@ class Evaluation:
                 f"task(s): {shown}"
             )
 
+    def validate_engine_args(self) -> None:
+        """Check ``vllm_args`` against this vLLM's own argument types, before any engine
+        starts (``backends.engine.EngineArgumentError`` names the argument). Imports vLLM."""
+        if self.settings.replay or not self.settings.vllm_args:
+            return
+        from .backends.engine import validate_engine_args
+
+        validate_engine_args(self.settings.vllm_args)
+
     def generate(
         self,
         tasks: Sequence[Task],
@@ -398,13 +406,12 @@ class Evaluation:
 
     def write(self, report: Report, out_dir: Path | None = None) -> list[Path]:
         """inference.json, report.json and report.html, each written atomically."""
-        from .report.html import render_html
-
         out = out_dir if out_dir is not None else self.settings.out_dir
-        write_atomic(out / "inference.json", dump_json(report.inference()))
-        write_atomic(out / "report.json", dump_json(report.to_dict()))
-        write_atomic(out / "report.html", render_html(report.to_dict()))
-        return [out / name for name in OUTPUT_FILES]
+        written: list[Path] = []
+        for name, text in _outputs(report):
+            write_atomic(out / name, text())
+            written.append(out / name)
+        return written
 
     def finish(
         self,
@@ -416,7 +423,7 @@ class Evaluation:
         """Write every output of a finished run. inference.json goes first, straight from the
         records: nothing optional (metadata, the baseline, the HTML page) may stand between
         finished generations and the submission file. A failure after that is returned, not
-        raised, together with what was written."""
+        raised, with the files written before it."""
         out = self.settings.out_dir
         inference = [
             {"task_id": t.task_id, "generation": records[t.task_id]["generation"]}
@@ -424,12 +431,27 @@ class Evaluation:
             if t.task_id in records
         ]
         write_atomic(out / "inference.json", dump_json(inference))
+        written = [out / "inference.json"]
+        report = None
         try:
             report = self.report(records, selected=selected, meta=meta)
-            written = self.write(report, out)
+            for name, text in _outputs(report)[1:]:
+                write_atomic(out / name, text())
+                written.append(out / name)
         except Exception as exc:
-            return Outcome(None, [out / "inference.json"], f"{type(exc).__name__}: {exc}")
+            return Outcome(report, written, f"{type(exc).__name__}: {exc}")
         return Outcome(report, written, None)
+
+
+def _outputs(report: Report) -> list[tuple[str, Callable[[], str]]]:
+    """The files of a report, in the order they are written (the submission first)."""
+    from .report.html import render_html
+
+    return [
+        ("inference.json", lambda: dump_json(report.inference())),
+        ("report.json", lambda: dump_json(report.to_dict())),
+        ("report.html", lambda: render_html(report.to_dict())),
+    ]
 
 
 @dataclass(frozen=True)

@@ -171,8 +171,17 @@ class StructevalSession:
         if self.settings.replay:
             self._engine_not_needed = f"replay of {self.settings.generations}: no engine"
             return
-        if self.selected and self._all_cached():
+        if not self.selected:
+            return
+        if self._all_cached():
             self._engine_not_needed = f"not needed: all {len(self.selected)} generations are cached"
+            return
+        from .backends.engine import EngineArgumentError
+
+        try:
+            self.evaluation.validate_engine_args()
+        except EngineArgumentError as exc:
+            raise pytest.UsageError(str(exc)) from None
 
     def _all_cached(self) -> bool:
         """Whether the cache holds every selected generation, found out without importing
@@ -382,7 +391,7 @@ class StructevalSession:
             )
         if outcome.error is not None:
             terminalreporter.write_line(
-                f"structeval: the report could not be built ({outcome.error}); "
+                f"structeval: the reports were not all written ({outcome.error}); "
                 "inference.json holds every generation",
                 red=True,
             )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import difflib
 import gc
 import inspect
 import logging
@@ -19,7 +20,7 @@ import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 from .platform import library_versions
 
@@ -46,6 +47,66 @@ def filter_engine_kwargs(kwargs: Mapping[str, object]) -> tuple[dict[str, object
     accepted = accepted_engine_kwargs()
     kept = {k: v for k, v in kwargs.items() if k in accepted}
     return kept, sorted(set(kwargs) - accepted)
+
+
+class EngineArgumentError(ValueError):
+    """An engine argument this vLLM does not take, or a value its own types reject."""
+
+
+def validate_engine_args(args: Mapping[str, object]) -> None:
+    """Check the user's engine arguments (``--vllm-arg``) before any engine starts.
+
+    An unknown name is an error (a typo would otherwise be dropped or reach vLLM's dataclass
+    as a ``TypeError``); a value is checked against the type and constraints of the vLLM
+    config field of that name (its pydantic ``FieldInfo``: ``max_num_seqs >= 1``, a dtype from
+    its ``Literal``, ...). Where several configs have a field of that name, a value any of them
+    accepts passes: this never rejects what vLLM might take. If vLLM cannot be imported at
+    all, nothing is checked here: the preflight says why."""
+    try:
+        import pydantic
+        import vllm.config as vllm_config
+
+        accepted = accepted_engine_kwargs()
+    except Exception as exc:  # a broken vLLM install: the preflight reports it
+        logger.debug("engine arguments not validated: %s", exc)
+        return
+    for key, value in args.items():
+        if key not in accepted:
+            close = difflib.get_close_matches(key, sorted(accepted), n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            version = library_versions()["vllm"]
+            raise EngineArgumentError(
+                f"--vllm-arg {key}: vLLM {version} has no engine argument {key!r}{hint}"
+            )
+        errors = []
+        for field in _config_fields(vllm_config).get(key, []):
+            try:
+                adapter = pydantic.TypeAdapter(
+                    Annotated[field.annotation, field],
+                    config=pydantic.ConfigDict(arbitrary_types_allowed=True),
+                )
+                adapter.validate_python(value)
+            except pydantic.ValidationError as exc:
+                errors.append(exc.errors()[0]["msg"])
+                continue
+            except Exception:  # a type pydantic cannot check: leave it to vLLM
+                pass
+            errors = []
+            break
+        if errors:
+            raise EngineArgumentError(f"--vllm-arg {key}={value!r}: {errors[0]}")
+
+
+def _config_fields(module: Any) -> dict[str, list[Any]]:
+    """Field name -> the pydantic FieldInfo of every vLLM config dataclass that has it."""
+    fields: dict[str, list[Any]] = {}
+    for name in dir(module):
+        cls = getattr(module, name)
+        declared = getattr(cls, "__pydantic_fields__", None) if isinstance(cls, type) else None
+        if isinstance(declared, dict):
+            for field_name, info in declared.items():
+                fields.setdefault(field_name, []).append(info)
+    return fields
 
 
 class VllmEngine:

@@ -22,7 +22,7 @@ from ..models import resolve_model
 from ..tasks import OUTPUT_TYPES, Task
 from .adapter import validate_adapter
 from .base import Backend, Generation
-from .engine import RungFailure, VllmEngine, default_ladder, start_engine
+from .engine import RungFailure, VllmEngine, default_ladder, start_engine, validate_engine_args
 from .identity import (
     MEMORY_ONLY_ARGS,
     chat_template_of,
@@ -254,6 +254,7 @@ class VllmBackend(Backend):
     def _start(self, on_phase: Callable[[str], None] | None) -> VllmEngine:
         if self._engine is not None:
             return self._engine
+        validate_engine_args(self.config.vllm_args)
         started = time.perf_counter()
         stack = contextlib.ExitStack()
         engine = stack.enter_context(
