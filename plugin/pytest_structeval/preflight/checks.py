@@ -30,6 +30,7 @@ import platform
 import re
 import shlex
 import shutil
+import site
 import subprocess
 import sys
 import tempfile
@@ -151,8 +152,6 @@ def _run_probe(name: str, args: Sequence[str], timeout: float) -> dict[str, obje
 
 @functools.cache
 def _site_dirs() -> frozenset[str]:
-    import site
-
     dirs = [*site.getsitepackages(), site.getusersitepackages()]
     return frozenset(str(Path(d).resolve()) for d in dirs)
 
@@ -223,7 +222,7 @@ def _satisfied(installed: str, req: Requirement) -> bool:
 
 def _requirement_text(req: Requirement) -> str:
     extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
-    return f"{req.name}{extras}{req.specifier}"
+    return f"{req.name}{extras} @ {req.url}" if req.url else f"{req.name}{extras}{req.specifier}"
 
 
 def _local_label(req: Requirement) -> str | None:
@@ -558,8 +557,8 @@ def _vllm_requirements(env: _Env) -> CheckResult:
     )
     if problems:
         return failed(
-            f"{len(problems)} of {where}'s {len(reqs)} requirements for this machine are not "
-            f"met: {'; '.join(problems)}{ignored}",
+            f"{where} needs what is not installed in range ({len(problems)} of its {len(reqs)} "
+            f"requirements for this machine): {'; '.join(problems)}{ignored}",
             _pip_install(to_install),
         )
     key = ", ".join(
