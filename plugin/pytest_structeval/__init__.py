@@ -6,22 +6,32 @@ engine, a vLLM server; with ``cache``) -> ``scoring`` (extract, formats, paths, 
 ``plugin`` is the thin pytest layer over it; ``reward`` serves the same score to a trainer.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 # Read by pyproject.toml (setuptools' attr:) and written into report.json: the version comes
 # from the package itself, so it is known even where no package metadata is installed.
 __version__ = "0.1.0"
 
-from .core import Evaluation, TaskResult
-from .scoring import TaskScore, score_task
-from .settings import Settings
-from .tasks import Task, TaskSet
+# The public names, imported on first use: the preflight runs as
+# `python -m pytest_structeval.preflight` on machines without the scoring dependencies.
+_EXPORTS = {
+    "Evaluation": "core",
+    "TaskResult": "core",
+    "Settings": "settings",
+    "TaskScore": "scoring",
+    "score_task": "scoring",
+    "Task": "tasks",
+    "TaskSet": "tasks",
+}
+__all__ = ["__version__", *_EXPORTS]
 
-__all__ = [
-    "Evaluation",
-    "Settings",
-    "Task",
-    "TaskResult",
-    "TaskScore",
-    "TaskSet",
-    "__version__",
-    "score_task",
-]
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pytest_structeval' has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(f".{module}", __name__), name)

@@ -168,10 +168,7 @@ class StructevalSession:
             self.evaluation.check_selection(self.selected)
         except InputError as exc:
             raise pytest.UsageError(str(exc)) from None
-        if self.settings.replay:
-            self._engine_not_needed = f"replay of {self.settings.generations}: no engine"
-            return
-        if not self.selected:
+        if self.settings.replay or not self.selected:
             return
         if self._all_cached():
             self._engine_not_needed = f"not needed: all {len(self.selected)} generations are cached"
@@ -230,6 +227,7 @@ class StructevalSession:
                 out_dir=str(s.out_dir),
                 gpu_memory_utilization=s.gpu_memory_utilization,
                 dtype=s.dtype,
+                replay=s.replay,
                 engine_not_needed=self._engine_not_needed,
             )
             self._checks = {check.name: check for check in preflight_checks(config)}

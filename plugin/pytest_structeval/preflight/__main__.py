@@ -2,4 +2,6 @@ import sys
 
 from .checks import main
 
-sys.exit(main())
+# The guard matters: vLLM's spawned workers re-import the main module.
+if __name__ == "__main__":
+    sys.exit(main())
