@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import OPEN150, OPEN150_ANSWERS, SHARED_DATA
 from pytest_structeval.compare import main
 from pytest_structeval.files import dump_json, write_atomic
 from pytest_structeval.report.compare import (
@@ -28,8 +27,12 @@ from pytest_structeval.report.compare import (
 )
 from pytest_structeval.report.report import Report
 from pytest_structeval.scoring.score import score_task
-from pytest_structeval.tasks import TaskSet, load_generations
+from pytest_structeval.tasks import BUNDLED_TASKS, TaskSet, load_generations
 
+BUNDLED_ANSWERS = BUNDLED_TASKS.with_name("open150.answers.json")
+# As testing/conftest.py's SHARED_DATA; not imported from there, because which module is
+# called "conftest" depends on which directories pytest has collected so far.
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 HOSTILE = '</pre><script>alert(1)</script><img src="https://evil.example/x.png" onerror="alert(2)">'
 
 
@@ -63,8 +66,8 @@ def truncated(answer: str) -> str:
 
 @pytest.fixture(scope="module")
 def bundled() -> tuple[TaskSet, dict[str, str]]:
-    taskset = TaskSet.load(OPEN150)
-    return taskset, load_generations(OPEN150_ANSWERS, taskset)
+    taskset = TaskSet.load(BUNDLED_TASKS)
+    return taskset, load_generations(BUNDLED_ANSWERS, taskset)
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,15 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from test_compare import HOSTILE, bundled, bundled_runs, shared_runs  # noqa: F401 (fixtures)
+from test_compare import (  # noqa: F401 (fixtures)
+    HOSTILE,
+    SHARED_DATA,
+    bundled,
+    bundled_runs,
+    shared_runs,
+)
 from test_html_chromium import chromium, run_chromium  # noqa: F401 (fixture)
 
-from conftest import SHARED_DATA
 from pytest_structeval.report.compare import compare_runs, load_runs, render_comparison_html
 
 
