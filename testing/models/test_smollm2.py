@@ -52,7 +52,7 @@ prepare_environment()
 # 256 the behaviours asserted below come from the tasks listed in docs/real-model.md.
 MAX_TOKENS = 256
 ENGINE = {"enforce_eager": True}  # torch.compile costs ~50 s per start on 2 cores
-ADAPTER_STEPS = 6
+ADAPTER_STEPS = 4
 CHATML_SYSTEM = (
     "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face"
     "<|im_end|>\n"

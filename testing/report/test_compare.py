@@ -269,3 +269,19 @@ def test_real_submissions(shared_runs):
     assert 10 < len(comparison.disagreements) < 150
     lines = comparison.lines()
     assert all(any(line.startswith(r.label) for line in lines) for r in runs)
+
+
+def test_runs_without_shared_tasks(bundled, tmp_path):
+    taskset, answers = bundled
+    ids = [t.task_id for t in taskset]
+    first = write_report(tmp_path / "a", taskset, {k: answers[k] for k in ids[:10]}, {})
+    second = write_report(tmp_path / "b", taskset, {k: answers[k] for k in ids[10:20]}, {})
+    comparison = compare_runs(load_runs([first, second]))
+    assert comparison.shared == () and comparison.disagreements == ()
+    assert [row.versus_reference for row in comparison.rows] == [None, None]
+    assert [row.shared_mean for row in comparison.rows] == [None, None]
+    assert [r.label for r in comparison.runs] == ["a", "b"]  # no model: the directory name
+    lines = comparison.lines()
+    assert lines[1].split()[:4] == ["a", "10", "1.0000", "–"] and "ref" in lines[1]
+    assert lines[2].split()[:5] == ["b", "10", "1.0000", "–", "–"]
+    assert "no task scored differently" in lines[-1]

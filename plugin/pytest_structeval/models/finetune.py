@@ -108,7 +108,7 @@ def train_lora_adapter(
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
-        losses.append(round(float(loss), 6))
+        losses.append(round(loss.item(), 6))
     target = Path(target)
     model.save_pretrained(str(target), safe_serialization=True)
     log = {

@@ -142,7 +142,8 @@ def _unique_labels(runs: list[Run]) -> list[Run]:
 @dataclass(frozen=True)
 class RunRow:
     """A run's line in the table. ``shared_mean`` and ``versus_reference`` cover the tasks every
-    run scored; ``versus_reference`` is None for the reference itself."""
+    run scored; ``versus_reference`` is None for the reference itself, and for every run when
+    no task was scored by all of them."""
 
     label: str
     n_tasks: int
@@ -219,10 +220,10 @@ class RunsComparison:
             + f"{'parse':>7}{'strict':>7}"
         )
         out = [head]
-        for row in self.rows:
+        for index, row in enumerate(self.rows):
             test = row.versus_reference
             if test is None:
-                versus = f"{'ref':>8}  {'':<17} {'':<9}"
+                versus = f"{'ref' if index == self.reference else '–':>8}  {'':<17} {'':<9}"
             else:
                 verdict = "noise" if test.noise else "not noise"
                 versus = (
@@ -292,7 +293,7 @@ def compare_runs(runs: Sequence[Run], *, reference: int = 0) -> RunsComparison:
                 shared_mean=_mean([float(run.score(t)) for t in shared]),  # type: ignore[arg-type]
                 versus_reference=(
                     None
-                    if index == reference
+                    if index == reference or not shared
                     else paired_test([float(run.score(t)) - float(ref.score(t)) for t in shared])  # type: ignore[arg-type]
                 ),
             )
@@ -345,7 +346,8 @@ def _run_rows(comparison: RunsComparison) -> str:
     for index, (run, row) in enumerate(zip(comparison.runs, comparison.rows, strict=True)):
         test = row.versus_reference
         if test is None:
-            versus, verdict = "<td class='num'>reference</td>", "<td></td>"
+            versus = f"<td class='num'>{'reference' if index == comparison.reference else '–'}</td>"
+            verdict = "<td></td>"
         else:
             kind = "noise" if test.noise else ("signal up" if test.mean_delta > 0 else "signal")
             words = "within noise" if test.noise else "more than noise"
