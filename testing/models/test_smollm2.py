@@ -113,6 +113,16 @@ def test_missing_package_names_the_install_command(monkeypatch, tmp_path):
     assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
 
 
+def test_missing_gguf_names_the_install_command(monkeypatch, tmp_path):
+    real = recipe.importlib.util.find_spec
+    # Fault injection: gguf is installed here, so pretend it is not.
+    monkeypatch.setattr(
+        recipe.importlib.util, "find_spec", lambda name: None if name == "gguf" else real(name)
+    )
+    with pytest.raises(ModelError, match=r"needs the gguf package .* pip install --no-deps"):
+        resolve_model(BUILTIN_SMOLLM2, root=tmp_path)
+
+
 def test_wrong_package_version_is_refused(monkeypatch, tmp_path):
     real = importlib.metadata.distribution(recipe.PACKAGE)
 

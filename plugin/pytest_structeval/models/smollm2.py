@@ -5,9 +5,10 @@
 weights, the tokenizer and the ChatML chat template. vLLM's CPU build does not load GGUF, so the
 recipe converts it once into an ordinary Hugging Face Llama checkpoint: transformers' GGUF loader
 unpacks every Q4_1 block into dense weights (``GgufConfig(dequantize=True)``; it needs the
-``gguf`` package), the quantization config is dropped (the result is no longer quantized, and
-vLLM would otherwise look for a GGUF kernel), and model and tokenizer are saved with
-``save_pretrained``.
+``gguf`` package), the quantization config is dropped (the weights saved are dense, and a
+config that still named GGUF quantization would misdescribe them), and model and tokenizer are
+saved with ``save_pretrained``. Without the package (or ``gguf``), ``resolve_model`` raises
+``ModelError`` with the install command before building anything.
 
 The package is read as data: its Python module imports ``llm`` and ``llama_cpp`` (its own
 dependencies, not needed here), so the GGUF file is found through the package's install record
@@ -128,8 +129,7 @@ def build_smollm2(target: Path) -> Path:
         quantization_config=GgufConfig(dequantize=True),
         dtype=torch.bfloat16,
     )
-    # Dense now: saved with a GGUF quantization config, the checkpoint would claim to be
-    # quantized and vLLM would try to load it as such.
+    # Dense now: a GGUF quantization config saved with it would misdescribe the weights.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
