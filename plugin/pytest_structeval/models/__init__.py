@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..files import cache_root
-from . import tiny  # its heavy imports (torch, transformers) are inside the builder
+
+# Their heavy imports (torch, transformers) are inside the builders.
+from . import smollm2, tiny
 
 BUILTIN_PREFIX = "builtin:"
 
@@ -27,14 +29,32 @@ class BuiltinModel:
     version: int
     build: Callable[[Path], object]
     description: str
+    weight_bytes: int
+    # Why it cannot be built on this machine (a missing package, with the install command),
+    # or None; cheap, so that the preflight can ask.
+    unavailable: Callable[[], str | None] = lambda: None
 
 
 BUILTIN_MODELS: dict[str, BuiltinModel] = {
     "tiny": BuiltinModel(
-        "tiny", tiny.RECIPE_VERSION, tiny.build_tiny_model, "a random 2-layer Qwen3, about 1 MB"
+        "tiny",
+        tiny.RECIPE_VERSION,
+        tiny.build_tiny_model,
+        "a random 2-layer Qwen3, about 1 MB",
+        weight_bytes=1 << 20,
+    ),
+    "smollm2": BuiltinModel(
+        "smollm2",
+        smollm2.RECIPE_VERSION,
+        smollm2.build_smollm2,
+        f"SmolLM2-135M-Instruct from the PyPI package {smollm2.PACKAGE}=={smollm2.PACKAGE_VERSION}"
+        ", about 270 MB",
+        weight_bytes=smollm2.WEIGHT_BYTES,
+        unavailable=smollm2.unavailable_reason,
     ),
 }
 BUILTIN_TINY = BUILTIN_PREFIX + "tiny"
+BUILTIN_SMOLLM2 = BUILTIN_PREFIX + "smollm2"
 
 
 class ModelError(ValueError):
@@ -72,6 +92,9 @@ def resolve_model(name: str, *, root: Path | None = None) -> str:
     assert recipe is not None
     if (final / "config.json").is_file():
         return str(final)
+    reason = recipe.unavailable()
+    if reason is not None:
+        raise ModelError(reason)
     from filelock import FileLock
 
     final.parent.mkdir(parents=True, exist_ok=True)

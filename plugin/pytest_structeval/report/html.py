@@ -428,23 +428,33 @@ def _tasks(report: Mapping[str, Any]) -> str:
     )
 
 
+def content_security_policy(script: str | None) -> str:
+    """The policy of every page we write: nothing is fetched, styles are inline, and the only
+    script that runs is ``script`` (by hash; none when None)."""
+    scripts = f"'{_script_hash(script)}'" if script else "'none'"
+    return (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+        f"script-src {scripts}; form-action 'none'; base-uri 'none'"
+    )
+
+
+def page_head(title: str, *, script: str | None, css: str = _CSS) -> list[str]:
+    """The start of a self-contained page up to ``<body>``: charset, policy, title, styles."""
+    return [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f'<meta http-equiv="Content-Security-Policy" content="{_e(content_security_policy(script))}">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_e(title)}</title><style>{css}</style></head><body>",
+    ]
+
+
 def render_html(report: Mapping[str, Any]) -> str:
     """The whole report page for a report.json dict (see the module docstring)."""
     summary = report.get("summary") or {}
     meta = report.get("meta") or {}
     title = f"StructEval-T · {meta.get('model') or meta.get('generations') or 'report'}"
-    csp = (
-        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
-        f"script-src '{_script_hash(_JS)}'; form-action 'none'; base-uri 'none'"
-    )
-    parts = [
-        "<!doctype html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f'<meta http-equiv="Content-Security-Policy" content="{_e(csp)}">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
-        _header(report),
-    ]
+    parts = [*page_head(title, script=_JS), _header(report)]
     if report.get("comparison") is not None:
         names = {
             str(t.get("task_id")): str(t.get("task_name", "")) for t in report.get("tasks") or []
