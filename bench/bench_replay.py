@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -38,11 +37,10 @@ def main() -> int:
         return 2
     times = []
     with tempfile.TemporaryDirectory() as scratch:
-        # A scratch project holding the evaluation suite, as a user's would: snapshots and
-        # reports land there, not in this repository.
+        # An empty scratch project, as a user's own: snapshots and reports land there, not in
+        # this repository.
         project, out = Path(scratch) / "project", Path(scratch) / "out"
-        (project / "tests").mkdir(parents=True)
-        shutil.copy(REPO / "tests" / "test_structeval.py", project / "tests")
+        project.mkdir(parents=True)
         command = [
             sys.executable,
             "-m",

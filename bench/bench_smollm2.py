@@ -49,15 +49,7 @@ from pytest_structeval.models import BUILTIN_SMOLLM2, resolve_model  # noqa: E40
 from pytest_structeval.models.finetune import reference_examples, train_lora_adapter  # noqa: E402
 from pytest_structeval.report.report import Report  # noqa: E402
 from pytest_structeval.scoring.score import score_task  # noqa: E402
-from pytest_structeval.tasks import BUNDLED_TASKS, Task, TaskSet  # noqa: E402
-
-
-def one_per_kind(taskset: TaskSet) -> list[Task]:
-    """The first task of each task_name, in task-file order."""
-    first: dict[str, Task] = {}
-    for task in taskset:
-        first.setdefault(task.task_name, task)
-    return list(first.values())
+from pytest_structeval.tasks import BUNDLED_TASKS, TaskSet  # noqa: E402
 
 
 def dir_bytes(path: Path) -> int:
@@ -110,7 +102,7 @@ def main() -> None:
         model = resolve_model(BUILTIN_SMOLLM2)
 
     taskset = TaskSet.load(BUNDLED_TASKS)
-    tasks = list(taskset) if args.all else one_per_kind(taskset)
+    tasks = list(taskset) if args.all else taskset.first_of_each_kind()
     if args.train_steps:
         examples = reference_examples(exclude={t.task_id for t in tasks})
         target = Path(tempfile.mkdtemp(prefix="bench-lora-")) / "adapter"

@@ -10,7 +10,7 @@ Three kinds of run, each a fresh Python process timed from start to exit:
   keyword arguments the plugin gives vLLM (taken from ``VllmBackend`` itself, so they cannot
   drift);
 * **cold**: the plugin with an empty generation cache: ``python -m pytest --model ... --out ...``
-  in a scratch project holding the evaluation suite (so no snapshot lands in this repo);
+  in an empty scratch project (so no snapshot lands in this repo);
 * **warm**: the same command again, served from the cache (no engine).
 
 The acceptance bar is cold <= 1.10 x bare. Runs alternate bare/cold/warm ``--repeat`` times and
@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -39,7 +38,7 @@ sys.path.insert(0, str(ROOT / "plugin"))
 from pytest_structeval.backends.platform import library_versions, prepare_environment  # noqa: E402
 from pytest_structeval.backends.vllm_offline import VllmBackend, VllmConfig  # noqa: E402
 from pytest_structeval.models import resolve_model  # noqa: E402
-from pytest_structeval.options import parse_vllm_args  # noqa: E402
+from pytest_structeval.settings import parse_vllm_args  # noqa: E402
 
 DEFAULT_TASKS = ROOT / "plugin" / "pytest_structeval" / "tasksets" / "open150.json"
 
@@ -95,8 +94,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     (work / "bare.py").write_text(BARE_SCRIPT)
     project = work / "project"
-    (project / "tests").mkdir(parents=True, exist_ok=True)
-    shutil.copy(ROOT / "tests" / "test_structeval.py", project / "tests")
+    project.mkdir(parents=True, exist_ok=True)
     spec = {
         "engine_args": backend.engine_args,
         "sampling_params": backend.sampling_params,

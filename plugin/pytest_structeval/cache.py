@@ -70,6 +70,7 @@ class GenerationCache:
             task_id=task.task_id,
             text=entry["text"],
             finish_reason=entry.get("finish_reason", "unknown"),
+            prompt_tokens=entry.get("prompt_tokens"),
             from_cache=True,
         )
 
@@ -80,6 +81,7 @@ class GenerationCache:
             "task_id": generation.task_id,
             "text": generation.text,
             "finish_reason": generation.finish_reason,
+            "prompt_tokens": generation.prompt_tokens,
             "output_type": task.output_type,
             "prompt_sha256": hashlib.sha256(task.query.encode("utf-8")).hexdigest(),
         }

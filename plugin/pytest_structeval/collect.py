@@ -18,8 +18,7 @@ import pytest
 
 from .tasks import Task, TaskSet
 
-# One task per task kind: what a CPU can afford with a real model (the first task of each kind
-# in the task file, so the subset is stable and covers all 19 kinds of StructEval-T).
+# One task per task kind (TaskSet.first_of_each_kind): what a CPU can afford with a real model.
 SMOKE_MARKER = "smoke"
 KIND_MARKERS = {"generation": "Text to a format", "conversion": "one format to another"}
 
@@ -97,12 +96,13 @@ class TaskFile(pytest.File):
 
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
         yield Preflight.from_parent(self, name="preflight", checks=self.checks)
-        seen_kinds: set[str] = set()
+        smoke = {task.task_id for task in self.taskset.first_of_each_kind()}
         for task in self.taskset:
-            smoke = task.task_name not in seen_kinds
-            seen_kinds.add(task.task_name)
             yield TaskItem.from_parent(
-                self, name=f"{task.task_id}-{task.task_name}", task=task, smoke=smoke
+                self,
+                name=f"{task.task_id}-{task.task_name}",
+                task=task,
+                smoke=task.task_id in smoke,
             )
 
 

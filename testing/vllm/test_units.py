@@ -20,7 +20,7 @@ from pytest_structeval.backends.vllm_offline import VllmBackend, VllmConfig, str
 from pytest_structeval.cache import GenerationCache, cache_key
 from pytest_structeval.models import BUILTIN_TINY, resolve_model
 from pytest_structeval.models.tiny import build_tiny_model
-from pytest_structeval.options import parse_vllm_args
+from pytest_structeval.settings import parse_vllm_args
 from pytest_structeval.tasks import Task
 
 TASK = Task("t1", "Text to JSON", "Give me JSON.", "JSON")

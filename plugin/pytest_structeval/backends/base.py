@@ -29,6 +29,8 @@ class Generation:
     text: str
     finish_reason: FinishReason = "unknown"
     from_cache: bool = False
+    # Tokens of the prompt the engine prefilled (chat template applied); None when unknown.
+    prompt_tokens: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

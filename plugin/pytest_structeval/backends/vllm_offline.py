@@ -312,10 +312,12 @@ class VllmBackend(Backend):
         first_id = int(getattr(llm.request_counter, "counter", 0))
 
         def persist(index: int, output: Any) -> Generation:
+            prompt = getattr(output, "prompt_token_ids", None)
             generation = Generation(
                 tasks[index].task_id,
                 output.outputs[0].text,
                 _finish_reason(output.outputs[0].finish_reason),
+                prompt_tokens=len(prompt) if prompt is not None else None,
             )
             if store is not None and index not in stored:
                 store(generation)

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..backends.adapter import AdapterError, read_adapter
-from ..models import BUILTIN_PREFIX, BUILTIN_TINY
-from .results import MIB, CheckResult, failed, gib, passed, skipped
+from ..models import BUILTIN_PREFIX, BUILTIN_TINY, ModelError, builtin_model
+from .results import CheckResult, failed, gib, passed, skipped
 
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "spiece.model", "vocab.txt", "tekken.json")
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
@@ -170,11 +170,18 @@ def _offline() -> bool:
 
 def resolve_model_files(model: str, hub_timeout: float) -> ModelFiles:
     if model.startswith(BUILTIN_PREFIX):
-        if model == BUILTIN_TINY:
-            return ModelFiles(
-                passed(f"{BUILTIN_TINY}: built locally on first use (about 1 MB)"), weight_bytes=MIB
-            )
-        return ModelFiles(failed(f"unknown built-in model {model!r}", f"--model={BUILTIN_TINY}"))
+        try:
+            recipe = builtin_model(model)
+        except ModelError as exc:
+            return ModelFiles(failed(str(exc), f"--model={BUILTIN_TINY}"))
+        assert recipe is not None
+        missing = recipe.unavailable()
+        if missing is not None:
+            return ModelFiles(failed(f"{model}: cannot be built here", missing))
+        return ModelFiles(
+            passed(f"{model}: {recipe.description}, built locally on first use"),
+            weight_bytes=recipe.weight_bytes,
+        )
     path = Path(model).expanduser()
     if path.exists():
         if not path.is_dir():

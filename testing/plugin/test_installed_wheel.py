@@ -1,0 +1,127 @@
+"""The plugin as a user gets it: built into a wheel, installed (not editable) next to nothing of
+this checkout, run from an empty directory that is the user's own project."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import OPEN150_ANSWERS, REPO
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory holding only the wheel's installed files (the dependencies come from this
+    environment; the editable install of the checkout is shadowed by it on PYTHONPATH)."""
+    dist = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(dist),
+            str(REPO),
+        ],
+        check=True,
+        timeout=300,
+    )
+    (wheel,) = dist.glob("pytest_structeval-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "pytest_structeval/tasksets/open150.json" in names
+    assert not any(name.startswith(("testing/", "tests/", "bench/")) for name in names)
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        check=True,
+        timeout=300,
+    )
+    return target
+
+
+def pytest_in(project: Path, site: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        env.pop(var, None)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_the_installed_plugin_evaluates_from_an_empty_directory(installed, tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "test_own.py").write_text("def test_mine():\n    assert True\n", "utf-8")
+    tasks = project / "public_150.json"
+    generations = project / "inference.json"
+    tasks.write_bytes((installed / "pytest_structeval/tasksets/open150.json").read_bytes())
+    generations.write_bytes(OPEN150_ANSWERS.read_bytes())
+
+    # A plain run is the project's own tests only: no task, no check.
+    plain = pytest_in(project, installed, "-q")
+    assert plain.returncode == 0, plain.stdout
+    assert "1 passed" in plain.stdout and "open150" not in plain.stdout
+
+    where = pytest_in(
+        project, installed, "-q", "--co", "--generations=inference.json", "--tasks=public_150.json"
+    )
+    items = [line for line in where.stdout.splitlines() if "::" in line]
+    assert len([i for i in items if "::preflight::" in i]) >= 10
+    assert len([i for i in items if i.startswith("public_150.json::open150-")]) == 150
+
+    run = pytest_in(
+        project,
+        installed,
+        "-q",
+        "--tasks=public_150.json",
+        "--generations=inference.json",
+        "--out=out",
+    )
+    assert run.returncode == 0, run.stdout[-2000:]
+    report = json.loads((project / "out" / "report.json").read_text("utf-8"))
+    assert report["summary"]["n_tasks"] == 150 and report["summary"]["overall"] == 1.0
+    assert (project / "out" / "inference.json").is_file()
+    assert (project / "out" / "report.html").is_file()
+    # The package ran from the wheel's files, not from this checkout.
+    version_check = subprocess.run(
+        [sys.executable, "-c", "import pytest_structeval; print(pytest_structeval.__file__)"],
+        env={**os.environ, "PYTHONPATH": str(installed)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert version_check.stdout.startswith(str(installed))
+
+
+def test_the_bundled_set_needs_no_tasks_option(installed, tmp_path):
+    run = pytest_in(tmp_path, installed, "-q", f"--generations={OPEN150_ANSWERS}", "--out=out")
+    assert run.returncode == 0, run.stdout[-2000:]
+    report = json.loads((tmp_path / "out" / "report.json").read_text("utf-8"))
+    assert report["meta"]["tasks_file"].startswith(str(installed))
+    assert report["summary"]["n_tasks"] == 150
