@@ -79,7 +79,7 @@ def nesting_depth(text: str, strings: re.Pattern[str], limit: int) -> int:
     if structure.count("[") + structure.count("{") <= limit:
         return 0
     codes = _NOT_BRACKETS.sub("", structure).translate(_OPEN_CLOSE).encode("ascii")
-    return max(accumulate(map(_DELTA.__getitem__, codes)), default=0)
+    return max(accumulate(map(_DELTA.__getitem__, codes), initial=0))
 
 
 # json's C scanner recurses on the C stack. Under the default recursion limit CPython raises

@@ -48,26 +48,45 @@ PAIR_COST = 0.5
 class UpstreamLoader(yaml.SafeLoader):
     """PyYAML's pure-Python SafeLoader, unchanged, with a work meter."""
 
+    # The scanner takes its first mark before it sets this (class default until then).
+    tokens_taken = 0
+
     def __init__(self, text: str, budget: float = WORK_BUDGET) -> None:
         self.meter = WorkMeter("the YAML parse", budget)
         # A parse that succeeds reads every character; one that fails scores 0 either way.
         self.meter.charge(len(text) * CHAR_COST)
-        super().__init__(text)
         self._tokens_charged = 0
         self._may_merge = "<<" in text or "merge" in text
+        super().__init__(text)
 
-    def fetch_more_tokens(self) -> None:
-        super().fetch_more_tokens()
-        produced = self.tokens_taken + len(self.tokens)
-        self.meter.charge((produced - self._tokens_charged) * TOKEN_COST)
-        self._tokens_charged = produced
+    def load(self) -> object:
+        """``get_single_data()`` (same steps, same stack depth), with the work charged: every
+        token scanned, and the pairs merge keys will copy before they are copied."""
+        node = self.get_single_node()
+        self._charge_tokens()
+        if node is None:
+            return None
+        self.charge_merges(node)
+        return self.construct_document(node)
 
-    def construct_document(self, node: Node) -> object:
+    def charge_merges(self, root: Node) -> None:
+        # Merge keys copy pairs: a chain of merges copies quadratically many, a merge of the
+        # same anchor twice per level exponentially many (counted before any is copied).
         if self._may_merge:
-            # Merge keys copy pairs: a chain of merges copies quadratically many, a merge of
-            # the same anchor twice per level exponentially many. Charged before any copying.
-            self.meter.charge(merge_copies(node, self.meter.budget / PAIR_COST) * PAIR_COST)
-        return super().construct_document(node)
+            self.meter.charge(merge_copies(root, self.meter.budget / PAIR_COST) * PAIR_COST)
+
+    def get_mark(self) -> Mark:
+        # The scanner takes marks for the tokens it produces; charging here rather than
+        # around fetch_more_tokens adds no frame to the composer's recursion, so deep
+        # documents hit the recursion limit exactly where upstream's loader does.
+        self._charge_tokens()
+        return Mark(self.name, self.index, self.line, self.column, self.buffer, self.pointer)
+
+    def _charge_tokens(self) -> None:
+        produced = self.tokens_taken + len(self.tokens)
+        if produced > self._tokens_charged:
+            self.meter.charge((produced - self._tokens_charged) * TOKEN_COST)
+            self._tokens_charged = produced
 
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -130,10 +149,11 @@ def safe_load(text: str, budget: float = WORK_BUDGET) -> object:
     loader = UpstreamLoader(text, budget)
     block = _block_document(loader, text)
     if block is NOT_BLOCK:
-        return loader.get_single_data()
+        return loader.load()
     _tokens, node = block
     if node is None:
         return None
+    loader.charge_merges(node)
     try:
         return loader.construct_document(node)
     except TooCostly:
@@ -141,7 +161,7 @@ def safe_load(text: str, budget: float = WORK_BUDGET) -> object:
     except Exception:
         # A constructor error (a bad timestamp, a merge of a scalar) names node marks, which
         # the fast path does not keep: let the pure loader raise it with its marks.
-        return UpstreamLoader(text, budget).get_single_data()
+        return UpstreamLoader(text, budget).load()
 
 
 # ---------------------------------------------------------------- the plain block fast path
