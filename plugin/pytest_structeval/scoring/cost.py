@@ -56,10 +56,18 @@ class WorkMeter:
 
 # ---------------------------------------------------------------- nesting outside strings
 
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+# Strings as possessive "unrolled loops" (character runs, one group per escape): the regex
+# engine then keeps no backtracking state per character or escape (a backtracking group per
+# character takes 200 MB to match a 2 MB string).
+_JSON_STRING = re.compile(r'"[^"\\]*+(?:\\.[^"\\]*+)*+"', re.DOTALL)
 # TOML strings (multi-line first) and comments; brackets inside them do not nest.
 _TOML_NOT_STRUCTURE = re.compile(
-    r'"""(?:[^\\]|\\.)*?"""|\'\'\'.*?\'\'\'|"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'|#[^\n]*', re.DOTALL
+    r'"""[^"\\]*+(?:(?:\\.|"(?!""))[^"\\]*+)*+"""'
+    r"|'''.*?'''"
+    r'|"[^"\\\n]*+(?:\\.[^"\\\n]*+)*+"'
+    r"|'[^'\n]*'"
+    r"|#[^\n]*",
+    re.DOTALL,
 )
 _NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
 _OPEN_CLOSE = str.maketrans({"[": "\x01", "{": "\x01", "]": "\x02", "}": "\x02"})
@@ -140,8 +148,8 @@ _TOML_GROUP_SLICE = 0.00004  # per character squared: arrays of inline tables re
 _TOML_NESTED = 0.06  # per (level x character): each array level walks its text in Python
 _TOML_INLINE_POP = 0.0002  # per comma squared: inline tables pop their first group each time
 _TOML_INLINE_JOIN = 0.00001  # per (comma inside a string x character): groups are re-joined
-_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"|\'[^\']*\'', re.DOTALL)
-_MULTILINE_BASIC = re.compile(r'"""(?:[^\\]|\\.)*?"""', re.DOTALL)
+_QUOTED = re.compile(r'"[^"\\]*+(?:\\.[^"\\]*+)*+"|\'[^\']*\'', re.DOTALL)
+_MULTILINE_BASIC = re.compile(r'"""[^"\\]*+(?:(?:\\.|"(?!""))[^"\\]*+)*+"""', re.DOTALL)
 _ARRAY_OF_INLINE_TABLES = re.compile(r"\[\s*\{")
 _INLINE_TABLE_LINE = re.compile(r"^[ \t]*\{.*$", re.MULTILINE)
 # After "=", what makes load_line take the value as it is.

@@ -167,13 +167,13 @@ def parse_toml(code: str, mode: Mode = "upstream", budget: float = WORK_BUDGET) 
                 raise TooCostly("the TOML parse", budget)
             value = tomllib.loads(code)
         else:
+            decoder = CostedTomlDecoder(WorkMeter("the TOML parse", budget))
+            decoder.start(code)
             if toml_depth(code) > TOML_MAX_DEPTH:
                 return _fail(
                     f"nesting deeper than {TOML_MAX_DEPTH} levels (upstream's toml raises "
                     "RecursionError before it)"
                 )
-            decoder = CostedTomlDecoder(WorkMeter("the TOML parse", budget))
-            decoder.start(code)
             value = toml.loads(code, decoder=decoder)
     except toml.TomlDecodeError as exc:
         return _fail(exc.msg, exc.lineno, exc.colno)
