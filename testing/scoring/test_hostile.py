@@ -103,6 +103,7 @@ CASES = [
     ("yaml_deep_flow_nesting", "YAML", "[" * 100_000 + "]" * 100_000, True),
     ("toml_deep_nesting", "TOML", "a = " + "[" * 100_000 + "]" * 100_000, True),
     ("xml_deep_nesting", "XML", "<a>" * 100_000 + "</a>" * 100_000, False),
+    ("yaml_dash_flood", "YAML", "- " * 100_000 + "x", True),
     ("yaml_deep_block_nesting", "YAML", "".join(" " * i + f"k{i}:\n" for i in range(2000)), True),
     ("json_multi_mb", "JSON", '{"a": "' + "x" * 5_000_000 + '"}', False),  # valid: scored
     ("json_brackets_in_a_string", "JSON", '{"a": "' + "[" * 1_000_000 + '"}', False),

@@ -120,7 +120,7 @@ def merge_copies(root: Node, cap: float) -> float:
     size: dict[int, float] = {}
     visiting: set[int] = set()
     total = 0.0
-    for start in sources:  # flattened sizes, sources before the mappings that merge them
+    for start in sources:  # flattened sizes, each source before the mappings merging it
         todo = [start]
         while todo:
             key = todo[-1]
@@ -138,7 +138,6 @@ def merge_copies(root: Node, cap: float) -> float:
             total += copied
             if total > cap:
                 return total
-    return total
     return total
 
 
@@ -260,6 +259,8 @@ def _block_document(loader: UpstreamLoader, text: str) -> object:
         dashes: list[int] = []
         while line.startswith("-", pos) and (pos + 1 == len(line) or line[pos + 1] == " "):
             dashes.append(pos)
+            if len(dashes) > _MAX_DEPTH:
+                return NOT_BLOCK
             pos = len(line) - len(line[pos + 1 :].lstrip(" "))
         body_col = pos
         key = value = None
