@@ -1,17 +1,18 @@
 """What a parse may cost, and how each parser's cost is counted (scoring-spec §2, issue 10).
 
-Upstream has no limits; a scorer of model output needs some, because a few kilobytes can make
-a pure-Python parser run for minutes (a 100 kB uiri-toml header with quoted dotted names takes
-6 s, a 450-deep TOML array over 25 kB 0.8 s) and a C parser recurse off the C stack. The rule
-here: nothing is refused for its length. A parse is refused when the work it does passes
-``WORK_BUDGET``, counted as it goes (YAML tokens and characters read, TOML characters each
-decoder step walks, merged YAML pairs) or, for the C parsers whose work is linear, estimated
-from the markup they will visit (XML elements, CSV rows). A ``work unit`` is calibrated to
+Upstream has no limits; a scorer of model output needs some, because a hundred kilobytes can
+keep a pure-Python parser busy for seconds (uiri toml: 6 s for a table header of quoted dotted
+names, 12 s for ``a=x=x…``; 0.8 s for a 450-deep array over 25 kB) and a C parser can recurse
+off the C stack. The rule here: nothing is refused for its length. A parse is refused when the
+work it does passes ``WORK_BUDGET``, counted as it goes (YAML characters and tokens, the pairs
+YAML merge keys copy; for uiri toml an upper bound of each line's decoding, charged before the
+line is decoded) or, for the C parsers whose work is linear, estimated from the markup they will
+visit (XML elements, CSV rows). A ``work unit`` is calibrated to
 about a microsecond of CPU on the reference machine (2 vCPU, Python 3.11; see
-``bench/bench_scoring.py --hostile``), so the budget is about half a second of parsing, far
-above any real answer (a 32k-token generation costs at most a quarter of it; the longest real
-answer in ../shared/data costs under 1%) and low enough that hostile text is stopped within the
-per-generation bound of 1 s.
+``bench/bench_scoring.py --costs``), so the budget is about half a second of parsing: far above
+any real answer (the costliest in ../shared/data, an 11 kB YAML, costs 9% of it; a 32k-token
+generation of block YAML about half; docs/scoring.md has the shapes that do not fit) and low
+enough that hostile text is stopped within the per-generation bound of 1 s.
 
 Nesting is the other guard, counted outside strings, and only where it is provably harmless: a
 depth that upstream's own parser cannot reach either.
