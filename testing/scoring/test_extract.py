@@ -82,7 +82,10 @@ def _reference(text: str) -> str:
 
 _pieces = st.lists(
     st.sampled_from(
-        ["```", "```json", "\n", "<|BEGIN_CODE|>", "<|END_CODE|>", "a: 1", " ", "x", "`", "{}"]
+        [
+            *("```", "```json", "\n", "<|BEGIN_CODE|>", "<|END_CODE|>", "a: 1", " ", "x"),
+            *("`", "{}", "\t", "<|begin_code|>", "<|End_Code|>"),
+        ]
     ),
     max_size=12,
 )
@@ -100,3 +103,28 @@ def test_extraction_matches_upstream_regexes(pieces):
 def test_extraction_never_raises(text):
     ex = extract_code(text)
     assert isinstance(ex.code, str)
+
+
+def _upstream_raises(text: str) -> bool:
+    """Upstream takes ``group(1) or group(2)`` of its first search and strips it: None (an
+    empty tag payload, the fence group absent) raises AttributeError."""
+    text, _, _ = preprocess(text)
+    pattern_a = r"<\|BEGIN_CODE\|>[ \t]*\n?(.*?)(?:<\|END_CODE\|>|$)"
+    pattern_b = r"```[^\n]*\n(.*?)(?:```|$)"
+    found = re.search(f"{pattern_a}|{pattern_b}", text, re.DOTALL | re.IGNORECASE)
+    return found is not None and (found.group(1) or found.group(2)) is None
+
+
+@settings(max_examples=600, deadline=None)
+@given(_pieces)
+def test_extraction_fails_exactly_where_upstream_raises(pieces):
+    text = "".join(pieces)
+    assert (extract_code(text).failed is not None) is _upstream_raises(text)
+    assert extract_code(text, mode="strict").failed is None  # strict mode is ours: no crash
+
+
+def test_empty_begin_code_payload_is_a_failed_extraction():
+    for text in ("<|BEGIN_CODE|><|END_CODE|>", "<|BEGIN_CODE|>\n", "x <|BEGIN_CODE|>  \n\n"):
+        assert extract_code(text).failed is not None, repr(text)
+    for text in ("<|BEGIN_CODE|> x<|END_CODE|>", "```\n```<|BEGIN_CODE|><|END_CODE|>"):
+        assert extract_code(text).failed is None, repr(text)

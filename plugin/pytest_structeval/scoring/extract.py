@@ -46,6 +46,8 @@ class Extraction:
     source: Source
     stripped: tuple[str, ...]
     decode_failed: bool = False
+    # Why upstream's extraction itself raises on this generation (the task then scores 0).
+    failed: str | None = None
 
 
 def preprocess(
@@ -104,6 +106,29 @@ def _tag_span(
     return found.start(), found.end(), len(text) if close is None else close.start()
 
 
+# After the opening tag upstream's pattern takes ``[ \t]*\n?`` before the (lazy) payload.
+_AFTER_BEGIN = re.compile(r"[ \t]*\n?")
+
+
+def _empty_begin_payload(text: str, fence: tuple[int, int, int] | None) -> bool:
+    """Whether upstream's first search (tags or fence, leftmost) matches the tags with an
+    empty payload: it then takes ``group(1) or group(2)``, the fence group is None, and
+    ``.strip()`` raises AttributeError (issue 10), whatever follows in the text.
+
+    The lazy payload is empty when the closing tag or the end of the text (``$``: the very end
+    or just before a final newline) comes right after the optional blanks and newline.
+    """
+    found = _BEGIN.search(text)
+    if found is None or (fence is not None and fence[0] < found.start()):
+        return False
+    at = _AFTER_BEGIN.match(text, found.end()).end()  # type: ignore[union-attr]
+    return (
+        _END.match(text, at) is not None
+        or at == len(text)
+        or (at == len(text) - 1 and text[at] == "\n")
+    )
+
+
 def _closer_end(text: str, end: int, token: str | re.Pattern[str]) -> int:
     """Index just past the closer that ended the payload (or ``end`` if it ran to the end)."""
     if end >= len(text):
@@ -125,6 +150,12 @@ def extract_code(generation: str, *, mode: Mode = "upstream", unescape: bool = T
     text, marks, decode_failed = preprocess(generation, mode=mode, unescape=unescape)
     stripped = list(marks)
     span = _fence_span(text)
+    failed = (
+        "upstream's extraction raises on an empty <|BEGIN_CODE|> payload (AttributeError), "
+        "so upstream scores the task 0"
+        if mode == "upstream" and _empty_begin_payload(text, span)
+        else None
+    )
     source: Source
     if span is not None:
         source, closer = "fence", _closer_end(text, span[2], FENCE)
@@ -135,7 +166,7 @@ def extract_code(generation: str, *, mode: Mode = "upstream", unescape: bool = T
         elif mode == "strict" and (span := _tag_span(text, _CODE_OPEN, _CODE_CLOSE)) is not None:
             source, closer = "code_tag", _closer_end(text, span[2], _CODE_CLOSE)
         else:
-            return Extraction(text.strip(), "whole", tuple(stripped), decode_failed)
+            return Extraction(text.strip(), "whole", tuple(stripped), decode_failed, failed)
     start, body_start, body_end = span
     stripped.append(source)
     before, after = text[:start], text[closer:]
@@ -145,7 +176,8 @@ def extract_code(generation: str, *, mode: Mode = "upstream", unescape: bool = T
         stripped.append("prose_before")
     if after.strip():
         stripped.append("prose_after")
-    return Extraction(text[body_start:body_end].strip(), source, tuple(stripped), decode_failed)
+    code = text[body_start:body_end].strip()
+    return Extraction(code, source, tuple(stripped), decode_failed, failed)
 
 
 def as_returned(generation: str) -> str:

@@ -1,14 +1,16 @@
-"""Parsers for the five StructEval-T formats (scoring-spec §2), hardened against hostile text.
+"""Parsers for the five StructEval-T formats (scoring-spec §2), as upstream runs them.
 
-Mode ``upstream`` reproduces the grader: ``json``, PyYAML safe loading, uiri ``toml``,
-``xmltodict`` and ``csv``; render is 1 when the parse raises nothing and the result is truthy.
-Mode ``strict`` follows competitor tooling (spec §7 item 8): YAML must be a mapping or a list,
-TOML goes through ``tomllib``, CSV needs at least two columns.
+Mode ``upstream`` reproduces the grader: ``json``, PyYAML's pure-Python ``yaml.safe_load``
+(``yaml_upstream``), uiri ``toml``, ``xmltodict`` and ``csv``; render is 1 when the parse
+raises nothing and the result is truthy. Mode ``strict`` follows competitor tooling (spec §7
+item 8): YAML must be a mapping or a list, TOML goes through ``tomllib``, CSV needs at least two
+columns.
 
 No parser here reads a file, opens a socket or runs code: YAML uses the safe loader, XML
-refuses entity declarations (xmltodict's default) and expat never fetches a DTD. Size and
-nesting are checked before parsing, because the C parsers recurse on the C stack and a
-100k-deep document would crash the process rather than raise.
+refuses entity declarations (xmltodict's default) and expat never fetches a DTD. Nothing is
+refused for its length; a parse is refused when its work passes a budget, and nesting only
+where upstream's own parser cannot go either (``cost.py``; the deviations this leaves are in
+docs/scoring.md).
 """
 
 from __future__ import annotations
@@ -26,30 +28,22 @@ import tomllib
 import xmltodict
 import yaml
 
+from .cost import (
+    JSON_MAX_DEPTH,
+    TOML_MAX_DEPTH,
+    WORK_BUDGET,
+    CostedTomlDecoder,
+    TooCostly,
+    WorkMeter,
+    csv_cost,
+    json_depth,
+    toml_depth,
+    tomllib_cost,
+    xml_cost,
+)
+from .yaml_upstream import safe_load
+
 Mode = Literal["upstream", "strict"]
-
-# A 4096-token generation is at most a few tens of kB (the longest in ../shared/data is 50 kB);
-# anything much larger is hostile. The limits keep the worst case of each parser well inside the
-# 1 s per-generation budget on one core (score_task parses twice: upstream and strict view).
-MAX_CODE_CHARS = 200_000
-# Pure-Python PyYAML (what upstream runs) hits the recursion limit near 300 levels, json and
-# toml near 1000; legitimate answers stay far below. The C parsers must never see deeper input.
-MAX_NESTING = 200
-# PyYAML costs up to ~2.3 us per character and parse on flow or block collections (libyaml
-# scanner, Python constructor), and score_task parses twice; 80 kB measured 0.4 s alone but
-# 1.1 s of CPU with the other core busy, so 40 kB keeps a 2x margin on a loaded machine. The
-# longest real YAML answer in ../shared/data is 14 kB; 4096 tokens are ~16 kB.
-MAX_YAML_CHARS = 40_000
-# uiri toml is pure Python and the slowest per byte (~10 us per character on arrays of inline
-# tables, ~8 us per character for both parses in score_task); 40 kB keeps the worst case near
-# 0.3 s and still covers any 4096-token answer (the longest real TOML answer is 13 kB).
-MAX_TOML_CHARS = 40_000
-
-try:  # libyaml is ~10x faster; its SafeLoader semantics match the pure-Python one.
-    _YamlLoader: type = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - pyyaml built without libyaml
-    _YamlLoader = yaml.SafeLoader
-
 
 MESSAGE_SHOWN = 160
 
@@ -77,39 +71,21 @@ class SyntaxErrorInfo:
 
 @dataclass(frozen=True)
 class ParseResult:
-    """``ok`` is upstream's render score; ``value`` is what key paths are walked over."""
+    """``ok`` is upstream's render score; ``value`` is what key paths are walked over.
+
+    ``key_view_error`` says why a document that passes the syntax check has no value to walk
+    (CSV only: upstream checks the syntax without reading the rows, then reads them all for the
+    keys, and a read error there makes its key score 0).
+    """
 
     ok: bool
     value: object = None
     error: SyntaxErrorInfo | None = None
+    key_view_error: str | None = None
 
 
 def _fail(message: str, line: int | None = None, column: int | None = None) -> ParseResult:
     return ParseResult(False, None, SyntaxErrorInfo(message, line, column))
-
-
-_BRACKETS = {ord(c): None for c in "[]{}"}
-
-
-def nesting_depth(text: str, limit: int = MAX_NESTING) -> int:
-    """Upper bound of bracket nesting, cheap enough for megabytes; stops counting past limit.
-
-    Brackets inside strings are counted too, which only over-estimates; block-style YAML and
-    XML depth is bounded separately (indentation, element stack).
-    """
-    if len(text) - len(text.translate(_BRACKETS)) <= limit:
-        return 0  # fewer brackets than the limit cannot nest deeper than it
-    depth = deepest = 0
-    for char in text:
-        if char in "[{":
-            depth += 1
-            if depth > deepest:
-                deepest = depth
-                if deepest > limit:
-                    return deepest
-        elif char in "]}" and depth:
-            depth -= 1
-    return deepest
 
 
 def _truthy(value: object) -> bool:
@@ -119,15 +95,7 @@ def _truthy(value: object) -> bool:
         return False
 
 
-def _guard(code: str, fmt: str) -> ParseResult | None:
-    if len(code) > MAX_CODE_CHARS:
-        return _fail(f"output too large to parse ({len(code)} characters, limit {MAX_CODE_CHARS})")
-    if fmt == "toml" and len(code) > MAX_TOML_CHARS:
-        return _fail(f"TOML too large to parse ({len(code)} characters, limit {MAX_TOML_CHARS})")
-    if fmt == "yaml" and len(code) > MAX_YAML_CHARS:
-        return _fail(f"YAML too large to parse ({len(code)} characters, limit {MAX_YAML_CHARS})")
-    if fmt in ("json", "yaml", "toml") and nesting_depth(code) > MAX_NESTING:
-        return _fail(f"nesting deeper than {MAX_NESTING} levels")
+def _writable(code: str) -> ParseResult | None:
     try:
         code.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -136,13 +104,18 @@ def _guard(code: str, fmt: str) -> ParseResult | None:
     return None
 
 
-def parse_json(code: str, mode: Mode = "upstream") -> ParseResult:
+def parse_json(code: str, mode: Mode = "upstream", budget: float = WORK_BUDGET) -> ParseResult:
+    if json_depth(code) > JSON_MAX_DEPTH:
+        return _fail(
+            f"nesting deeper than {JSON_MAX_DEPTH} levels (upstream's json raises RecursionError "
+            "long before; with a raised recursion limit it would overflow the C stack)"
+        )
     try:
         value = json.loads(code)
     except json.JSONDecodeError as exc:
         return _fail(exc.msg, exc.lineno, exc.colno)
     except RecursionError:
-        return _fail("nesting too deep for the JSON parser")
+        return _fail("nesting too deep for the JSON parser (RecursionError, as upstream)")
     except (ValueError, MemoryError) as exc:
         return _fail(f"JSON error: {exc}")
     if not _truthy(value):
@@ -150,17 +123,10 @@ def parse_json(code: str, mode: Mode = "upstream") -> ParseResult:
     return ParseResult(True, value)
 
 
-# Block nesting in YAML shows as indentation; PyYAML's pure-Python composer (upstream) recurses
-# twice per level, so real documents never get near this.
-_DEEP_INDENT = re.compile(r"^[ \t-]{400,}", re.MULTILINE)
-
-
-def parse_yaml(code: str, mode: Mode = "upstream") -> ParseResult:
-    if _DEEP_INDENT.search(code):
-        return _fail("nesting deeper than the YAML parser allows (indentation over 400)")
+def parse_yaml(code: str, mode: Mode = "upstream", budget: float = WORK_BUDGET) -> ParseResult:
     try:
         # A multi-document stream raises ComposerError, as yaml.safe_load does upstream.
-        value = yaml.load(code, Loader=_YamlLoader)
+        value = safe_load(code, budget)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         message = " ".join(p for p in (exc.context, exc.problem) if p) or "YAML error"
@@ -169,8 +135,8 @@ def parse_yaml(code: str, mode: Mode = "upstream") -> ParseResult:
         return _fail(message, mark.line + 1, mark.column + 1)
     except yaml.YAMLError as exc:  # ReaderError (control characters) and friends
         return _fail(f"YAML error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
-    except (RecursionError, MemoryError) as exc:
-        return _fail(f"YAML too deep or too large ({type(exc).__name__})")
+    except RecursionError:
+        return _fail("nesting too deep for PyYAML's composer (RecursionError, as upstream)")
     except (ValueError, TypeError, OverflowError) as exc:
         # Constructors raise these on e.g. an out-of-range timestamp like 2024-13-45.
         return _fail(f"YAML value error: {exc}")
@@ -180,17 +146,35 @@ def parse_yaml(code: str, mode: Mode = "upstream") -> ParseResult:
             if value is None
             else f"parsed to an empty value ({value!r})"
         )
-    if mode == "strict" and not isinstance(value, (dict, list)):
-        return _fail(f"parsed to a {type(value).__name__}, not a mapping or a list (strict mode)")
-    return ParseResult(True, value)
+    result = ParseResult(True, value)
+    return _strict_yaml(result) if mode == "strict" else result
+
+
+def _strict_yaml(result: ParseResult) -> ParseResult:
+    if result.ok and not isinstance(result.value, (dict, list)):
+        name = type(result.value).__name__
+        return _fail(f"parsed to a {name}, not a mapping or a list (strict mode)")
+    return result
 
 
 _TOMLLIB_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 
-def parse_toml(code: str, mode: Mode = "upstream") -> ParseResult:
+def parse_toml(code: str, mode: Mode = "upstream", budget: float = WORK_BUDGET) -> ParseResult:
     try:
-        value = tomllib.loads(code) if mode == "strict" else toml.loads(code)
+        if mode == "strict":
+            if tomllib_cost(code) > budget:
+                raise TooCostly("the TOML parse", budget)
+            value = tomllib.loads(code)
+        else:
+            decoder = CostedTomlDecoder(WorkMeter("the TOML parse", budget))
+            decoder.start(code)
+            if toml_depth(code) > TOML_MAX_DEPTH:
+                return _fail(
+                    f"nesting deeper than {TOML_MAX_DEPTH} levels (upstream's toml raises "
+                    "RecursionError before it)"
+                )
+            value = toml.loads(code, decoder=decoder)
     except toml.TomlDecodeError as exc:
         return _fail(exc.msg, exc.lineno, exc.colno)
     except tomllib.TOMLDecodeError as exc:
@@ -200,8 +184,10 @@ def parse_toml(code: str, mode: Mode = "upstream") -> ParseResult:
         if found:
             return _fail(message, int(found.group(1)), int(found.group(2)))
         return _fail(message)
-    except (RecursionError, MemoryError) as exc:
-        return _fail(f"TOML too deep or too large ({type(exc).__name__})")
+    except TooCostly:
+        raise
+    except RecursionError:
+        return _fail("nesting too deep for the TOML parser (RecursionError, as upstream)")
     except Exception as exc:  # uiri toml leaks IndexError/ValueError on some malformed input
         return _fail(f"TOML error: {type(exc).__name__}: {exc}")
     if not _truthy(value):
@@ -209,7 +195,9 @@ def parse_toml(code: str, mode: Mode = "upstream") -> ParseResult:
     return ParseResult(True, value)
 
 
-def parse_xml(code: str, mode: Mode = "upstream") -> ParseResult:
+def parse_xml(code: str, mode: Mode = "upstream", budget: float = WORK_BUDGET) -> ParseResult:
+    if xml_cost(code) > budget:
+        raise TooCostly("the XML parse", budget)
     try:
         # disable_entities (xmltodict's default, made explicit) rejects every <!ENTITY>, so
         # entity bombs and external entities fail instead of expanding or fetching.
@@ -230,29 +218,36 @@ def csv_table(code: str) -> dict[str, object]:
     """Upstream's key-validation view of a CSV: header row plus one dict per data row.
 
     An empty file has ``csv_headers = None`` (upstream then crashes on ``csv::`` paths; the
-    path walker treats it as not found). A read error keeps whatever was read before it.
+    path walker treats them as not found). Raises ``csv.Error`` where reading does, e.g. on a
+    field over ``csv.field_size_limit()`` (131072 characters by default).
     """
     reader = csv.DictReader(io.StringIO(code, newline=""))
-    headers: list[str] | None = None
-    rows: list[dict[str | None, object]] = []
-    try:
-        headers = reader.fieldnames  # type: ignore[assignment]
-        for row in reader:
-            rows.append(row)
-    except csv.Error:
-        pass
+    headers = reader.fieldnames
+    rows = list(reader)
     return {"csv_headers": list(headers) if headers is not None else None, "csv_rows": rows}
 
 
-def parse_csv(code: str, mode: Mode = "upstream") -> ParseResult:
+def parse_csv(code: str, mode: Mode = "upstream", budget: float = WORK_BUDGET) -> ParseResult:
     # Upstream builds a DictReader without iterating it, which is always truthy: a CSV
-    # "parses" whatever it holds, prose and empty text included.
-    table = csv_table(code)
-    if mode == "strict":
-        headers = table["csv_headers"]
-        if not headers or len(headers) < 2:  # type: ignore[arg-type]
-            return _fail("CSV needs a header row with at least 2 columns (strict mode)", 1, 1)
-    return ParseResult(True, table)
+    # "parses" whatever it holds, prose and empty text included. Its key check then reads
+    # every row, and any error there gives keys 0 (the syntax score stays 1).
+    if csv_cost(code) > budget:
+        result = ParseResult(True, key_view_error=str(TooCostly("reading the CSV rows", budget)))
+    else:
+        try:
+            result = ParseResult(True, csv_table(code))
+        except csv.Error as exc:
+            result = ParseResult(
+                True, key_view_error=f"reading the CSV rows failed, as upstream's does: {exc}"
+            )
+    return _strict_csv(result) if mode == "strict" else result
+
+
+def _strict_csv(result: ParseResult) -> ParseResult:
+    headers = result.value["csv_headers"] if isinstance(result.value, dict) else None
+    if not headers or len(headers) < 2:
+        return _fail("CSV needs a header row with at least 2 columns (strict mode)", 1, 1)
+    return result
 
 
 _PARSERS = {
@@ -264,18 +259,38 @@ _PARSERS = {
 }
 
 
-def parse(code: str, fmt: str, *, mode: Mode = "upstream") -> ParseResult:
-    """Parse ``code`` as ``fmt`` (lower case); never raises for any input text."""
+def parse(
+    code: str, fmt: str, *, mode: Mode = "upstream", budget: float = WORK_BUDGET
+) -> ParseResult:
+    """Parse ``code`` as ``fmt`` (lower case); never raises for any input text.
+
+    ``budget`` is the work the parse may do (``cost.py``); past it the parse fails.
+    """
     fmt = fmt.lower()
     parser = _PARSERS.get(fmt)
     if parser is None:
         return _fail(f"unsupported format {fmt!r}")
-    guarded = _guard(code, fmt)
-    if guarded is not None:
-        return guarded
+    unwritable = _writable(code)
+    if unwritable is not None:
+        return unwritable
     try:
-        return parser(code, mode)
+        return parser(code, mode, budget)
+    except TooCostly as exc:
+        return _fail(str(exc))
     except (RecursionError, MemoryError) as exc:
         return _fail(f"{fmt.upper()} too deep or too large ({type(exc).__name__})")
     except Exception as exc:  # last resort: a scorer must never crash on a generation
         return _fail(f"{fmt.upper()} parser failed: {type(exc).__name__}: {exc}")
+
+
+def strict_verdict(upstream: ParseResult, fmt: str) -> ParseResult | None:
+    """The strict-mode result for the text ``upstream`` was parsed from, where both modes use
+    the same parser (all formats but TOML), so that the text is not parsed twice."""
+    fmt = fmt.lower()
+    if fmt == "yaml":
+        return _strict_yaml(upstream)
+    if fmt == "csv":
+        return _strict_csv(upstream)
+    if fmt in ("json", "xml"):
+        return upstream
+    return None

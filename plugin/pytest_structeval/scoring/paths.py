@@ -1,8 +1,10 @@
 """The ``raw_output_metric`` path grammar and matcher, with upstream semantics (spec §3).
 
-Upstream (``eval_utils.py:tokenize_path`` / ``path_exists``) is recursive and unbounded; here the
-walk is an explicit stack with a work budget, because ``*`` is existential and a YAML alias
-bomb (a DAG of shared lists) turns ``a.*.*.*.*.x`` into an exponential search.
+Upstream (``eval_utils.py:tokenize_path`` / ``path_exists``) is a recursive search: ``*`` is
+existential, so on a YAML alias bomb (a DAG of shared lists) ``a.*.*.*.*.x`` visits
+exponentially many routes. Whether a path exists is whether the walk can reach the last token
+from the root, a question about (node, token position) states; each state is visited once
+here, so the answer is upstream's exactly and costs at most nodes x tokens.
 """
 
 from __future__ import annotations
@@ -10,9 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 CSV_PREFIX = "csv::"
-# Node visits allowed per path. A real answer needs a few hundred at most; the budget only
-# stops adversarial graphs, which then count as "not found".
-DEFAULT_BUDGET = 50_000
 
 
 class PathSyntaxError(ValueError):
@@ -59,7 +58,6 @@ def tokenize_path(path: str) -> list[str]:
 @dataclass(frozen=True)
 class PathCheck:
     found: bool
-    exhausted: bool = False  # the work budget ran out (counts as not found)
     error: str | None = None
 
 
@@ -70,22 +68,25 @@ def _index(token: str) -> int | None:
         return None
 
 
-def check_path(data: object, path: str, *, budget: int = DEFAULT_BUDGET) -> PathCheck:
-    """Walk ``path`` over ``data`` (upstream semantics), never raising and never unbounded."""
+def check_path(data: object, path: str) -> PathCheck:
+    """Walk ``path`` over ``data`` (upstream semantics), never raising."""
     try:
         tokens = tokenize_path(path)
     except PathSyntaxError as exc:
         return PathCheck(False, error=str(exc))
     n = len(tokens)
     stack: list[tuple[object, int]] = [(data, 0)]
-    visits = 0
+    # Shared nodes (YAML aliases) are reached by many routes; the rest of the walk from a
+    # (node, position) state does not depend on the route, so each state is walked once.
+    seen: set[tuple[int, int]] = set()
     while stack:
         node, pos = stack.pop()
-        visits += 1
-        if visits > budget:
-            return PathCheck(False, exhausted=True)
         if pos == n:
             return PathCheck(True)  # existence only: any value, even None, counts
+        state = (id(node), pos)
+        if state in seen:
+            continue
+        seen.add(state)
         token = tokens[pos]
         if isinstance(node, dict) and "csv_headers" in node and token.startswith(CSV_PREFIX):
             headers = node["csv_headers"]
@@ -111,6 +112,6 @@ def check_path(data: object, path: str, *, budget: int = DEFAULT_BUDGET) -> Path
     return PathCheck(False)
 
 
-def path_exists(data: object, path: str, *, budget: int = DEFAULT_BUDGET) -> bool:
-    """True when ``path`` exists in ``data``; an unclosed ``[`` or an exhausted budget is False."""
-    return check_path(data, path, budget=budget).found
+def path_exists(data: object, path: str) -> bool:
+    """True when ``path`` exists in ``data``; an unclosed ``[`` is False."""
+    return check_path(data, path).found

@@ -16,9 +16,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 from ..tasks import Task
+from .cost import STRICT_WORK_BUDGET
 from .expected import ANY_ROOT, expected_paths
 from .extract import Mode, as_returned, extract_code, normalise_newlines
-from .formats import ParseResult, SyntaxErrorInfo, parse
+from .formats import ParseResult, SyntaxErrorInfo, parse, strict_verdict
 from .paths import PathCheck, check_path
 
 PathsSource = Literal["task", "derived"]
@@ -144,6 +145,22 @@ def _check(path: str, value: object, *, derived_xml: bool) -> PathCheck:
     return check_path(value, path)
 
 
+def _strict_view(
+    generation: str, code: str, parsed: ParseResult, fmt: str, mode: Mode
+) -> ParseResult:
+    """The "valid as returned" view: what a strict consumer (json.loads on the reply) accepts.
+
+    Most replies are the bare document, which the upstream parse has just read; the verdict
+    is then derived from that parse rather than paid for twice.
+    """
+    text = normalise_newlines(as_returned(generation))
+    if text == code:
+        derived = parsed if mode == "strict" else strict_verdict(parsed, fmt)
+        if derived is not None:
+            return derived
+    return parse(text, fmt, mode="strict", budget=STRICT_WORK_BUDGET)
+
+
 def score_task(
     task: Task,
     generation: str,
@@ -154,24 +171,23 @@ def score_task(
     """Score ``generation`` for ``task``; ``mode`` picks upstream (default) or strict parsing."""
     extraction = extract_code(generation, mode=mode)
     code = normalise_newlines(extraction.code)
-    parsed: ParseResult = parse(code, task.fmt, mode=mode)
-    # "Valid as returned": what a strict consumer (json.loads on the reply) would accept.
-    strict = parse(normalise_newlines(as_returned(generation)), task.fmt, mode="strict")
+    parsed: ParseResult = (
+        parse(code, task.fmt, mode=mode)
+        if extraction.failed is None
+        else ParseResult(False, error=SyntaxErrorInfo(extraction.failed))
+    )
+    strict = _strict_view(generation, code, parsed, task.fmt, mode)
     paths_source: PathsSource = "task" if task.raw_output_metric is not None else "derived"
     expected = expected_paths(task)
     reasons: list[str] = []
     found: list[str] = []
     missing: list[str] = []
-    budget_hit = False
     derived_xml = paths_source == "derived" and task.fmt == "xml"
-    if parsed.ok:
-        for path in expected:
-            check = _check(path, parsed.value, derived_xml=derived_xml)
-            budget_hit = budget_hit or check.exhausted
-            (found if check.found else missing).append(path)
-    else:
-        missing = list(expected)
-    keys = len(found) / len(expected) if parsed.ok and expected else 0.0
+    keys_checked = parsed.ok and parsed.key_view_error is None
+    for path in expected:
+        hit = keys_checked and _check(path, parsed.value, derived_xml=derived_xml).found
+        (found if hit else missing).append(path)
+    keys = len(found) / len(expected) if keys_checked and expected else 0.0
     score = round(0.2 * int(parsed.ok) + 0.8 * keys, 2)
     truncated = _looks_truncated(parsed.error, code, finish_reason)
 
@@ -181,10 +197,10 @@ def score_task(
         reasons.append("no code in the generation")
     if not expected:
         reasons.append("no expected paths for this task, so keys score 0")
-    if parsed.ok and missing:
+    if parsed.key_view_error is not None:
+        reasons.append(f"keys score 0: {parsed.key_view_error}")
+    elif parsed.ok and missing:
         reasons.append(f"missing {len(missing)} of {len(expected)} paths")
-    if budget_hit:
-        reasons.append("path walk stopped by the work budget (alias graph or huge list)")
     if extraction.decode_failed:
         reasons.append("unicode_escape decode failed and was skipped, as upstream does")
     if parsed.ok and not strict.ok:
