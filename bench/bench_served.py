@@ -1,6 +1,6 @@
 """Served against offline throughput on the same model, in one run.
 
-    .venv/bin/python bench/bench_served.py [--model builtin:tiny] [--max-tokens 128] \
+    .venv/bin/python bench/bench_served.py [--model builtin:tiny] [--max-tokens 512] \
         [--repeat 5] [--vllm-arg enforce_eager=true] [--serve-arg=--max-num-seqs=256]
 
 Both backends are the plugin's own, with the same ``VllmConfig``: the in-process engine
@@ -12,6 +12,11 @@ both alike. No generation cache: every pass generates everything. Throughput is 
 of one pass (all tasks hit ``max_tokens`` with a random model, so tokens per second are that
 times ``max_tokens``); the report gives each side's median and spread (min-max), the ratio of
 the medians (target: served >= 0.8 x offline) and whether the generations are identical.
+
+On a shared machine wall time swings with everyone else's load, so each pass also counts the CPU
+seconds spent by this process (the client, or the in-process engine's front end) and by its
+child processes (the engine core and worker, or the server's API process, engine core and
+worker): a cost that other users' load moves far less.
 """
 
 from __future__ import annotations
@@ -56,13 +61,32 @@ def machine() -> str:
     )
 
 
-def timed_pass(backend: Backend, tasks: list[Task]) -> tuple[float, dict[str, str]]:
+def cpu_seconds() -> dict[int, float]:
+    """CPU seconds (user + system) so far of this process and every descendant."""
+    import psutil  # a vLLM dependency: present wherever this benchmark can run
+
+    me = psutil.Process()
+    seconds = {}
+    for process in [me, *me.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        seconds[process.pid] = times.user + times.system
+    return seconds
+
+
+def timed_pass(backend: Backend, tasks: list[Task]) -> tuple[float, float, dict[str, str]]:
+    """Wall seconds, CPU seconds of this process tree, and the generations of one pass."""
+    cpu_before = cpu_seconds()
     started = time.perf_counter()
     generations = backend.generate(tasks)
     seconds = time.perf_counter() - started
+    cpu_after = cpu_seconds()
     if backend.failures:
         sys.exit(f"{backend.name}: {len(backend.failures)} task(s) failed: {backend.failures}")
-    return seconds, {task_id: g.text for task_id, g in generations.items()}
+    cpu = sum(t - cpu_before.get(pid, 0.0) for pid, t in cpu_after.items())
+    return seconds, cpu, {task_id: g.text for task_id, g in generations.items()}
 
 
 def spread(values: list[float]) -> str:
@@ -73,7 +97,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="builtin:tiny")
     parser.add_argument("--tasks", type=Path, default=BUNDLED_TASKS)
-    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--max-tokens", type=int, default=512)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--vllm-arg", action="append", default=["enforce_eager=true"])
     parser.add_argument("--serve-arg", action="append", default=[])
@@ -111,11 +135,13 @@ def main() -> None:
             backend.generate(tasks[:1])  # start the engine / server (and warm it up)
             starts[backend.name] = time.perf_counter() - started
         times: dict[str, list[float]] = {offline.name: [], served.name: []}
+        cpu: dict[str, list[float]] = {offline.name: [], served.name: []}
         outputs: dict[str, dict[str, str]] = {}
         for _ in range(args.repeat):
             for backend in (offline, served):
-                seconds, outputs[backend.name] = timed_pass(backend, tasks)
+                seconds, cpu_used, outputs[backend.name] = timed_pass(backend, tasks)
                 times[backend.name].append(seconds)
+                cpu[backend.name].append(cpu_used)
         server_command = " ".join(served.server.command[3:])
     finally:
         offline.close()
@@ -128,8 +154,12 @@ def main() -> None:
     rates = {name: [len(tasks) / s for s in values] for name, values in times.items()}
     for name, values in times.items():
         print(f"pass seconds, {name}: {spread(values)}; tasks/s {spread(rates[name])}")
+        print(f"pass CPU seconds, {name}: {spread(cpu[name])}")
     ratio = statistics.median(rates[served.name]) / statistics.median(rates[offline.name])
     print(f"served / offline throughput (medians): {ratio:.2f} (target >= 0.80)")
+    cost = statistics.median(cpu[offline.name]) / statistics.median(cpu[served.name])
+    print(f"offline / served CPU seconds per pass (medians): {cost:.2f}")
+    print(f"load average now: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
     same = outputs[offline.name] == outputs[served.name]
     differing = sum(
         outputs[offline.name][k] != outputs[served.name].get(k) for k in outputs[offline.name]
