@@ -8,7 +8,11 @@ with the plugin's own settings; short answers (max_tokens=16) keep the module ne
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -171,3 +175,44 @@ def test_a_run_served_from_the_cache_starts_no_server(
     assert len(generations) == 150 and again.stats.cache_hits == 150
     assert again.stats.servers_started == 0 and again.meta()["server"] is None
     assert not (tmp_path / "vllm-server.log").exists()
+
+
+def test_a_server_killed_mid_run_is_named_and_replaced(
+    served: VllmServeBackend, cache_dir: Path, tasks: list[Task]
+) -> None:
+    """Last in the module: it kills the module's server (the next generate starts another)."""
+    served.generate(tasks[:1])
+    server = served.server
+    assert server.process is not None
+    group = server.process.pid
+
+    class KillingCache(GenerationCache):
+        """Kills the server (and its engine, as the OOM killer would) once the first answer of
+        the batch is stored, while the others are in flight."""
+
+        def put(self, identity: dict, task: Task, generation: Generation) -> Path:
+            path = super().put(identity, task, generation)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
+            return path
+
+    fresh = [replace(t, task_id=f"new-{t.task_id}", query=t.query + " (again)") for t in tasks]
+    served.cache = KillingCache(cache_dir)
+    try:
+        generations = served.generate(fresh)
+    finally:
+        served.cache = GenerationCache(cache_dir)
+    assert served.failures, "the server died with requests in flight"
+    assert set(generations) | set(served.failures) == {t.task_id for t in fresh}
+    for failure in served.failures.values():
+        assert failure.cause.endswith(
+            f"(the vLLM server exited with code -9; see {server.log_path})"
+        )
+    missing = len(served.failures)
+
+    sent_before, hits_before = served.stats.generated, served.stats.cache_hits
+    again = served.generate(fresh)  # a new server, for what is missing only
+    assert len(again) == 150 and not served.failures
+    assert served.stats.servers_started == 2
+    assert served.stats.generated - sent_before == missing
+    assert served.stats.cache_hits - hits_before == 150 - missing

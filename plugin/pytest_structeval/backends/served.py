@@ -133,7 +133,6 @@ class ServerInfo:
     version: str | None
     model: dict[str, Any]
     adapter: dict[str, Any] | None
-    served: tuple[str, ...]
 
 
 def api_base(endpoint: str) -> str:
@@ -343,7 +342,7 @@ class OpenAIBackend(Backend):
                 f"{self.base_url} serves {', '.join(served)}, not {name!r}; --model must be a "
                 "served model name (the server's --served-model-name)"
             )
-        return ServerInfo(version, _card(cards[name]), _card(adapter) if adapter else None, served)
+        return ServerInfo(version, _card(cards[name]), _card(adapter) if adapter else None)
 
     # -- identity and provenance ----------------------------------------------------------
 
@@ -598,7 +597,9 @@ class VllmServeBackend(Backend):
 
     def _start(self, on_phase: Callable[[str], None] | None) -> OpenAIBackend:
         if self.client is not None and self.server.process is not None:
-            return self.client
+            if self.server.exit_code() is None:
+                return self.client
+            self.server.stop()  # it died since the last batch: reap it, start another
         started = time.perf_counter()
         self.server.start()
         self.stats.servers_started += 1
@@ -638,7 +639,10 @@ class VllmServeBackend(Backend):
         seconds = time.perf_counter() - started
         self.stats.add_time("server_start", seconds)
         if on_phase:
-            on_phase(f"vLLM server ready at {self.server.url} in {seconds:.1f} s")
+            on_phase(
+                f"vLLM server ready at {self.server.url} in {seconds:.1f} s "
+                f"(log: {self.server.log_path})"
+            )
         return client
 
     def _generate(
@@ -648,7 +652,16 @@ class VllmServeBackend(Backend):
         store: Callable[[Generation], None] | None,
         on_phase: Callable[[str], None] | None,
     ) -> Iterable[Generation | TaskFailure]:
-        return self._start(on_phase)._generate(tasks, store=store, on_phase=on_phase)
+        outcomes = list(self._start(on_phase)._generate(tasks, store=store, on_phase=on_phase))
+        code = self.server.exit_code()
+        if code is not None:
+            # The requests failed because the server died: say so, with where to look.
+            note = f" (the vLLM server exited with code {code}; see {self.server.log_path})"
+            outcomes = [
+                replace(o, cause=o.cause + note) if isinstance(o, TaskFailure) else o
+                for o in outcomes
+            ]
+        return outcomes
 
     def meta(self) -> dict[str, Any]:
         offline = self.offline.meta()

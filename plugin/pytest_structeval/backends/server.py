@@ -295,6 +295,10 @@ class VllmServer:
                     )
                 time.sleep(0.5)
 
+    def exit_code(self) -> int | None:
+        """The server's exit code if it has exited (crashed, killed) since it started."""
+        return self.process.poll() if self.process is not None else None
+
     def stop(self) -> None:
         """SIGTERM to the whole process group, wait up to ``stop_timeout``, then SIGKILL what
         is left. Safe to call twice and after the server died on its own."""
