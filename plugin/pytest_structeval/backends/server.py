@@ -172,6 +172,7 @@ class VllmServer:
         self.server_args = list(server_args)
         self.served_model_name = served_model_name
         self.host = host
+        self.requested_port = port
         self.port = port
         self.gpus = gpus
         self.api_key = secrets.token_urlsafe(24) if api_key is None else api_key
@@ -182,6 +183,7 @@ class VllmServer:
         self.command: list[str] = []
         self.process: subprocess.Popen[bytes] | None = None
         self.start_seconds: float | None = None
+        self.starts = 0
 
     @property
     def root_url(self) -> str:
@@ -228,8 +230,8 @@ class VllmServer:
     def start(self) -> None:
         if self.process is not None:
             return
-        if self.port is None:
-            self.port = free_port(self.host)
+        # A fresh free port on each start (a restart after a crash too), unless one was given.
+        self.port = self.requested_port or free_port(self.host)
         self.command = [sys.executable, "-m", __name__, *self.arguments()]
         env = {
             **os.environ,
@@ -246,9 +248,11 @@ class VllmServer:
             env.pop("VLLM_API_KEY")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        with self.log_path.open("wb") as log:
+        # A restart appends: the log keeps why the previous server died.
+        with self.log_path.open("ab" if self.starts else "wb") as log:
             log.write(f"$ {' '.join(self.command)}\n".encode())
             log.flush()
+            self.starts += 1
             self.process = subprocess.Popen(
                 self.command,
                 stdin=subprocess.DEVNULL,
@@ -321,6 +325,7 @@ class VllmServer:
             "url": self.url,
             "log": str(self.log_path),
             "start_seconds": self.start_seconds,
+            "starts": self.starts,
         }
 
 
