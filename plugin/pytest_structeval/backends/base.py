@@ -104,6 +104,7 @@ class Backend(ABC):
             hit = self.cache.get(identity, task) if use_cache else None  # type: ignore[union-attr]
             if hit is not None:
                 results[task.task_id] = hit
+                self.failures.pop(task.task_id, None)
                 self.stats.cache_hits += 1
             else:
                 misses.append(task)
