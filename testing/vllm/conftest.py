@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from pytest_structeval.backends.platform import prepare_environment
-from pytest_structeval.models.tiny import build_tiny_model
 from pytest_structeval.tasks import Task
 
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
@@ -24,13 +23,6 @@ def fast_engine() -> dict[str, object]:
     """Eager mode: torch.compile adds ~50 s to each engine start on 2 cores and gains nothing
     for a tiny model."""
     return {"enforce_eager": True}
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny model, built straight into a directory (not via builtin:tiny), so every engine
-    test also checks that an arbitrary local model directory works as --model=/path."""
-    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
 
 
 @pytest.fixture(scope="session")

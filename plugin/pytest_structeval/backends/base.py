@@ -3,6 +3,12 @@
 ``Backend.generate`` is the template method: it asks the generation cache first, hands only
 the misses to the backend's one narrow hook (``_generate``), stores what comes back, and keeps
 the bookkeeping that ends up in report.json's ``meta``.
+
+A task can fail on its own (a served request that still fails after its retries): the hook then
+yields a ``TaskFailure`` for it instead of a ``Generation``. ``generate`` keeps those in
+``Backend.failures`` and leaves them out of its result, so every other task still scores and the
+caller reports each failed task as an error with its cause. Failures are never cached: a re-run
+asks again.
 """
 
 from __future__ import annotations
@@ -36,6 +42,23 @@ class Generation:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class TaskFailure:
+    """A task that got no generation: ``cause`` says why (e.g. ``HTTP 500: ...``, ``no answer
+    within 600 s``), ``attempts`` how many requests were sent for it."""
+
+    task_id: str
+    cause: str
+    attempts: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def message(self) -> str:
+        tries = "1 attempt" if self.attempts == 1 else f"{self.attempts} attempts"
+        return f"no generation for task {self.task_id} after {tries}: {self.cause}"
+
+
 @dataclass
 class BackendStats:
     """What a backend did in this process; summed over xdist workers for report.json."""
@@ -43,6 +66,9 @@ class BackendStats:
     engine_builds: int = 0
     generated: int = 0
     cache_hits: int = 0
+    failed: int = 0  # tasks that ended as a TaskFailure
+    retries: int = 0  # requests sent again after a transient failure (served backends)
+    servers_started: int = 0  # vLLM server processes this backend started (--serve)
     timings: dict[str, float] = field(default_factory=dict)
 
     def add_time(self, phase: str, seconds: float) -> None:
@@ -62,6 +88,7 @@ class Backend(ABC):
     def __init__(self, *, cache: GenerationCache | None = None) -> None:
         self.cache = cache
         self.stats = BackendStats()
+        self.failures: dict[str, TaskFailure] = {}
 
     def lookup(
         self, tasks: Sequence[Task], *, read_only: bool = False
@@ -91,9 +118,12 @@ class Backend(ABC):
         on_phase: Callable[[str], None] | None = None,
         read_only: bool = False,
     ) -> dict[str, Generation]:
-        """Return a generation for every task, generating only what the cache lacks."""
+        """Return a generation for every task, generating only what the cache lacks; a task
+        whose generation failed is missing from the result and present in ``failures``."""
         results, misses = self.lookup(tasks, read_only=read_only)
         self.stats.cache_hits += len(results)
+        for task_id in results:
+            self.failures.pop(task_id, None)
         if misses:
             started = time.perf_counter()
             identity = self.cache_identity()
@@ -104,11 +134,16 @@ class Backend(ABC):
                 if cache is not None and identity is not None
                 else None
             )
-            for generation in self._generate(misses, store=store, on_phase=on_phase):
-                results[generation.task_id] = generation
-            self.stats.generated += len(misses)
+            for outcome in self._generate(misses, store=store, on_phase=on_phase):
+                if isinstance(outcome, TaskFailure):
+                    self.failures[outcome.task_id] = outcome
+                    self.stats.failed += 1
+                else:
+                    results[outcome.task_id] = outcome
+                    self.failures.pop(outcome.task_id, None)
+                    self.stats.generated += 1
             self.stats.add_time("generate_total", time.perf_counter() - started)
-        return {task.task_id: results[task.task_id] for task in tasks}
+        return {task.task_id: results[task.task_id] for task in tasks if task.task_id in results}
 
     @abstractmethod
     def _generate(
@@ -117,9 +152,10 @@ class Backend(ABC):
         *,
         store: Callable[[Generation], None] | None,
         on_phase: Callable[[str], None] | None,
-    ) -> Iterable[Generation]:
-        """Generate for ``tasks`` (all cache misses). Call ``store`` as each one completes so
-        that a run killed mid-way keeps what finished."""
+    ) -> Iterable[Generation | TaskFailure]:
+        """Generate for ``tasks`` (all cache misses): one ``Generation`` or ``TaskFailure`` per
+        task. Call ``store`` as each generation completes so that a run killed mid-way keeps
+        what finished."""
 
     def cache_identity(self) -> dict[str, Any] | None:
         """Everything except the prompt that determines the output; None disables caching."""

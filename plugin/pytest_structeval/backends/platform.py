@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import shutil
+import subprocess
 
 
 def prepare_environment() -> None:
@@ -51,3 +53,20 @@ def library_versions() -> dict[str, str | None]:
         "torch": _dist_version("torch"),
         "transformers": _dist_version("transformers"),
     }
+
+
+def visible_gpus() -> list[str]:
+    """GPU ids this process may use, without initialising CUDA (which would pin a context in
+    the pytest process): ``CUDA_VISIBLE_DEVICES`` when set, else ``nvidia-smi -L``."""
+    declared = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if declared is not None:
+        return [d.strip() for d in declared.split(",") if d.strip() and d.strip() != "-1"]
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        listing = subprocess.run(
+            ["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20, check=True
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, line in enumerate(listing.splitlines()) if line.startswith("GPU ")]

@@ -100,7 +100,7 @@ def structured_outputs_spec(output_type: str) -> dict[str, object] | None:
 # Backend
 
 
-def _finish_reason(reason: object) -> str:
+def finish_reason_of(reason: object) -> str:
     return reason if reason in ("stop", "length") else "unknown"
 
 
@@ -316,7 +316,7 @@ class VllmBackend(Backend):
             generation = Generation(
                 tasks[index].task_id,
                 output.outputs[0].text,
-                _finish_reason(output.outputs[0].finish_reason),
+                finish_reason_of(output.outputs[0].finish_reason),
                 prompt_tokens=len(prompt) if prompt is not None else None,
             )
             if store is not None and index not in stored:

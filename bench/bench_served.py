@@ -1,0 +1,171 @@
+"""Served against offline throughput on the same model, in one run.
+
+    .venv/bin/python bench/bench_served.py [--model builtin:tiny] [--max-tokens 512] \
+        [--repeat 5] [--vllm-arg enforce_eager=true] [--serve-arg=--max-num-seqs=256]
+
+Both backends are the plugin's own, with the same ``VllmConfig``: the in-process engine
+(``VllmBackend``) and the session's own server (``VllmServeBackend``: ``vllm serve`` on
+127.0.0.1 driven through the OpenAI client with its default concurrency). Both start first
+(start-up times reported apart), then timed passes over the same tasks alternate offline /
+served, ``--repeat`` times each, so a machine that gets busier or quieter meanwhile weighs on
+both alike. No generation cache: every pass generates everything. Throughput is tasks per second
+of one pass (all tasks hit ``max_tokens`` with a random model, so tokens per second are that
+times ``max_tokens``); the report gives each side's median and spread (min-max), the ratio of
+the medians (target: served >= 0.8 x offline) and whether the generations are identical.
+
+On a shared machine wall time swings with everyone else's load, so each pass also counts the CPU
+seconds spent by this process (the client, or the in-process engine's front end) and by its
+child processes (the engine core and worker, or the server's API process, engine core and
+worker): a cost that other users' load moves far less.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "plugin"))
+
+from pytest_structeval.backends.base import Backend  # noqa: E402
+from pytest_structeval.backends.platform import library_versions, prepare_environment  # noqa: E402
+from pytest_structeval.backends.served import RequestPolicy, VllmServeBackend  # noqa: E402
+from pytest_structeval.backends.vllm_offline import VllmBackend, VllmConfig  # noqa: E402
+from pytest_structeval.models import resolve_model  # noqa: E402
+from pytest_structeval.options import parse_vllm_args  # noqa: E402
+from pytest_structeval.tasks import BUNDLED_TASKS, Task, TaskSet  # noqa: E402
+
+
+def machine() -> str:
+    cpu = platform.processor() or "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    versions = ", ".join(f"{k} {v}" for k, v in library_versions().items())
+    gpus = os.environ.get("CUDA_VISIBLE_DEVICES", "unset")
+    return (
+        f"{platform.node()}: {os.cpu_count()} CPUs ({cpu}), {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}; {versions}; "
+        f"CUDA_VISIBLE_DEVICES={gpus}; load average {load}"
+    )
+
+
+def cpu_seconds() -> dict[int, float]:
+    """CPU seconds (user + system) so far of this process and every descendant."""
+    import psutil  # a vLLM dependency: present wherever this benchmark can run
+
+    me = psutil.Process()
+    seconds = {}
+    for process in [me, *me.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        seconds[process.pid] = times.user + times.system
+    return seconds
+
+
+def timed_pass(backend: Backend, tasks: list[Task]) -> tuple[float, float, dict[str, str]]:
+    """Wall seconds, CPU seconds of this process tree, and the generations of one pass."""
+    cpu_before = cpu_seconds()
+    started = time.perf_counter()
+    generations = backend.generate(tasks)
+    seconds = time.perf_counter() - started
+    cpu_after = cpu_seconds()
+    if backend.failures:
+        sys.exit(f"{backend.name}: {len(backend.failures)} task(s) failed: {backend.failures}")
+    cpu = sum(t - cpu_before.get(pid, 0.0) for pid, t in cpu_after.items())
+    return seconds, cpu, {task_id: g.text for task_id, g in generations.items()}
+
+
+def spread(values: list[float]) -> str:
+    return f"median {statistics.median(values):.2f} (min {min(values):.2f}, max {max(values):.2f})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="builtin:tiny")
+    parser.add_argument("--tasks", type=Path, default=BUNDLED_TASKS)
+    parser.add_argument("--max-tokens", type=int, default=512)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--vllm-arg", action="append", default=["enforce_eager=true"])
+    parser.add_argument("--serve-arg", action="append", default=[])
+    parser.add_argument("--concurrency", type=int, default=None)
+    parser.add_argument("--log-dir", type=Path, default=None)
+    args = parser.parse_args()
+    if args.repeat < 3:
+        parser.error("--repeat must be at least 3 (a median needs it)")
+
+    prepare_environment()
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    tasks = list(TaskSet.load(args.tasks))
+    config = VllmConfig(
+        model=resolve_model(args.model),  # build builtin:tiny outside the timings
+        model_name=args.model,
+        max_tokens=args.max_tokens,
+        vllm_args=parse_vllm_args(args.vllm_arg),
+    )
+    log_dir = args.log_dir or Path(tempfile.mkdtemp(prefix="bench-served-"))
+    print(f"machine: {machine()}")
+    print(f"model {args.model}, {len(tasks)} tasks, max_tokens {args.max_tokens}, logs {log_dir}")
+
+    offline = VllmBackend(config, progress=False)
+    served = VllmServeBackend(
+        config,
+        log_dir=log_dir,
+        server_args=args.serve_arg,
+        policy=RequestPolicy(concurrency=args.concurrency),
+        progress=False,
+    )
+    try:
+        starts = {}
+        for backend in (offline, served):
+            started = time.perf_counter()
+            backend.generate(tasks[:1])  # start the engine / server (and warm it up)
+            starts[backend.name] = time.perf_counter() - started
+        times: dict[str, list[float]] = {offline.name: [], served.name: []}
+        cpu: dict[str, list[float]] = {offline.name: [], served.name: []}
+        outputs: dict[str, dict[str, str]] = {}
+        for _ in range(args.repeat):
+            for backend in (offline, served):
+                seconds, cpu_used, outputs[backend.name] = timed_pass(backend, tasks)
+                times[backend.name].append(seconds)
+                cpu[backend.name].append(cpu_used)
+        server_command = " ".join(served.server.command[3:])
+    finally:
+        offline.close()
+        served.close()
+
+    print(f"server arguments: {server_command}")
+    print(f"concurrency: {served.meta()['concurrency']}")
+    for name, seconds in starts.items():
+        print(f"start + 1 task, {name}: {seconds:.1f} s")
+    rates = {name: [len(tasks) / s for s in values] for name, values in times.items()}
+    for name, values in times.items():
+        print(f"pass seconds, {name}: {spread(values)}; tasks/s {spread(rates[name])}")
+        print(f"pass CPU seconds, {name}: {spread(cpu[name])}")
+    ratio = statistics.median(rates[served.name]) / statistics.median(rates[offline.name])
+    print(f"served / offline throughput (medians): {ratio:.2f} (target >= 0.80)")
+    cost = statistics.median(cpu[offline.name]) / statistics.median(cpu[served.name])
+    print(f"offline / served CPU seconds per pass (medians): {cost:.2f}")
+    print(f"load average now: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    same = outputs[offline.name] == outputs[served.name]
+    differing = sum(
+        outputs[offline.name][k] != outputs[served.name].get(k) for k in outputs[offline.name]
+    )
+    print(f"generations identical: {same}" + ("" if same else f" ({differing} differ)"))
+
+
+if __name__ == "__main__":
+    main()
