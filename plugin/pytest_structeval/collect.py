@@ -18,6 +18,9 @@ import pytest
 
 from .tasks import Task, TaskSet
 
+# Every item of the evaluation, so that `-m structeval` selects it alone in a project whose own
+# tests run in the same session.
+EVALUATION_MARKER = "structeval"
 # One task per task kind (TaskSet.first_of_each_kind): what a CPU can afford with a real model.
 SMOKE_MARKER = "smoke"
 KIND_MARKERS = {"generation": "Text to a format", "conversion": "one format to another"}
@@ -52,6 +55,7 @@ class TaskItem(pytest.Function):
     def __init__(self, *, task: Task, smoke: bool, **kwargs: Any) -> None:
         super().__init__(callobj=evaluate_task, **kwargs)
         self.task = task
+        self.add_marker(EVALUATION_MARKER)
         self.add_marker(task.fmt)
         self.add_marker(task.kind)
         if smoke:
@@ -70,6 +74,7 @@ class CheckItem(pytest.Function):
     def __init__(self, *, check: str, **kwargs: Any) -> None:
         super().__init__(callobj=run_check, **kwargs)
         self.check = check
+        self.add_marker(EVALUATION_MARKER)
         self.add_marker("preflight")
 
     def reportinfo(self) -> tuple[Path, int, str]:

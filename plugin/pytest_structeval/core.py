@@ -18,6 +18,7 @@ xdist workers) produced. Nothing here imports pytest.
 
 from __future__ import annotations
 
+import json
 import platform
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from . import __version__
-from .backends.base import Backend, Generation
+from .backends.base import Backend, Generation, TaskFailure
 from .cache import GenerationCache
 from .files import dump_json, write_atomic
 from .report.report import Report
@@ -37,6 +38,10 @@ from .tasks import InputError, Task, TaskSet, load_generations
 Verdict = Literal["pass", "fail", "xfail"]
 # A verdict as the outcome of the test that reports it (report.json's ``status``).
 STATUS: dict[str, str] = {"pass": "passed", "fail": "failed", "xfail": "xfailed"}
+# Counted per process and summed over xdist workers in report.json's meta, besides engine
+# builds, generations and cache hits: tasks whose requests finally failed, requests sent again,
+# and vLLM servers started.
+SERVED_COUNTERS = ("failed", "retries", "servers_started")
 PhaseCallback = Callable[[str], None]
 
 
@@ -104,6 +109,23 @@ def make_backend(
         cache = GenerationCache(settings.cache_dir / "generations", refresh=settings.refresh)
     else:
         cache = None
+    if settings.endpoint is not None:
+        from .backends.served import OpenAIBackend, RequestPolicy, ServedConfig
+
+        served = ServedConfig(
+            endpoint=settings.endpoint,
+            model=settings.model,
+            adapter=settings.adapter,
+            api_key=settings.api_key,
+            max_tokens=settings.max_tokens,
+            temperature=settings.temperature,
+            seed=settings.seed,
+            structured_outputs=settings.structured_outputs,
+            policy=RequestPolicy(
+                concurrency=settings.concurrency, request_timeout=settings.request_timeout
+            ),
+        )
+        return OpenAIBackend(served, cache=cache)
     config = VllmConfig(
         model=resolve_model(settings.model, root=settings.cache_dir),
         model_name=settings.model,
@@ -118,6 +140,18 @@ def make_backend(
         structured_outputs=settings.structured_outputs,
         trust_remote_code=settings.trust_remote_code,
     )
+    if settings.serve:
+        from .backends.served import RequestPolicy, VllmServeBackend
+
+        return VllmServeBackend(
+            config,
+            log_dir=settings.out_dir,
+            server_args=settings.serve_args,
+            policy=RequestPolicy(
+                concurrency=settings.concurrency, request_timeout=settings.request_timeout
+            ),
+            cache=cache,
+        )
     return VllmBackend(config, cache=cache)
 
 
@@ -144,7 +178,9 @@ class SharedGeneration:
     task; the others wait on the lock, then read what it stored in the shared cache. There is
     no fixed owner, so a worker that receives no test never leaves the others waiting, and an
     owner that dies releases the lock with its process. A failure is written beside the lock
-    before it is released: every waiter raises that same error at once instead of trying again.
+    before it is released: every waiter raises that same error at once instead of trying again;
+    so are the tasks whose requests finally failed (served backends), which the waiters then
+    report as failed instead of sending them again.
     """
 
     directory: Path
@@ -156,18 +192,22 @@ class SharedGeneration:
 
         self.directory.mkdir(parents=True, exist_ok=True)
         failed = self.directory / "failed.txt"
-        done = self.directory / "done"
+        done = self.directory / "done.json"
         with FileLock(str(self.directory / "generate.lock")):
             if failed.exists():
                 raise SharedGenerationError(failed.read_text(encoding="utf-8"))
             if done.exists():
-                return backend.generate(tasks, on_phase=on_phase, read_only=True)
+                for entry in json.loads(done.read_text(encoding="utf-8"))["task_failures"]:
+                    backend.failures[entry["task_id"]] = TaskFailure(**entry)
+                rest = [task for task in tasks if task.task_id not in backend.failures]
+                return backend.generate(rest, on_phase=on_phase, read_only=True)
             try:
                 generations = backend.generate(tasks, on_phase=on_phase)
             except Exception as exc:
                 write_atomic(failed, str(exc) or type(exc).__name__)
                 raise
-            done.touch()
+            failures = [failure.to_dict() for failure in backend.failures.values()]
+            write_atomic(done, json.dumps({"task_failures": failures}))
             return generations
 
 
@@ -200,7 +240,7 @@ class Evaluation:
         self.baseline = (
             load_baseline(self.settings.baseline) if self.settings.baseline is not None else None
         )
-        if not self.settings.replay:
+        if self.settings.local_engine:
             _check_builtin_model(self.settings.model)
         self._backend = backend
         self._baseline_scores: dict[str, float] | None = None
@@ -227,8 +267,9 @@ class Evaluation:
         return self.backend_for()
 
     @property
-    def backend_built(self) -> bool:
-        return self._backend is not None
+    def failures(self) -> dict[str, TaskFailure]:
+        """Tasks whose generation failed for good (served backends), by task id."""
+        return self._backend.failures if self._backend is not None else {}
 
     def close(self) -> None:
         if self._backend is not None:
@@ -263,7 +304,7 @@ class Evaluation:
     def validate_engine_args(self) -> None:
         """Check ``vllm_args`` against this vLLM's own argument types, before any engine
         starts (``backends.engine.EngineArgumentError`` names the argument). Imports vLLM."""
-        if self.settings.replay or not self.settings.vllm_args:
+        if not self.settings.local_engine or not self.settings.vllm_args:
             return
         from .backends.engine import validate_engine_args
 
@@ -339,6 +380,7 @@ class Evaluation:
             "engine_builds": backend.stats.engine_builds,
             "generated": backend.stats.generated,
             "cache_hits": backend.stats.cache_hits,
+            **{name: getattr(backend.stats, name) for name in SERVED_COUNTERS},
             "timings": {**backend.stats.timings, **self.timings},
         }
 
@@ -354,7 +396,7 @@ class Evaluation:
         for part in parts:
             for key, value in part.items():
                 meta.setdefault(key, value)
-        for counter in ("engine_builds", "generated", "cache_hits"):
+        for counter in ("engine_builds", "generated", "cache_hits", *SERVED_COUNTERS):
             meta[counter] = sum(int(p.get(counter, 0)) for p in parts)
         meta.setdefault("backend", "replay" if self.settings.replay else "vllm")
         meta.setdefault("model", None if self.settings.replay else self.settings.model)

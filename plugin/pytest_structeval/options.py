@@ -31,7 +31,7 @@ from .tasks import BUNDLED_TASKS
 # Any of these on the command line asks for an evaluation; without one the plugin adds no
 # test to the session, so an ordinary `pytest` in a repository that has the plugin installed
 # runs that repository's own tests only.
-EVALUATION_OPTIONS = ("model", "tasks", "generations", "adapter", "baseline")
+EVALUATION_OPTIONS = ("model", "tasks", "generations", "adapter", "baseline", "endpoint", "serve")
 
 
 def _positive_int(text: str) -> int:
@@ -52,6 +52,13 @@ def _non_negative_float(text: str) -> float:
     value = float(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return value
 
 
@@ -165,6 +172,53 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=_key_value,
         default=[],
         help="extra keyword argument for vllm.LLM, repeatable; VALUE is parsed as JSON if it can be.",
+    )
+    group.addoption(
+        "--endpoint",
+        dest="structeval_endpoint",
+        metavar="URL",
+        default=None,
+        help="generate through a running OpenAI-compatible vLLM server: its /v1 base URL "
+        "(--model names the served model).",
+    )
+    group.addoption(
+        "--serve",
+        dest="structeval_serve",
+        action="store_true",
+        help="start a vllm serve for the session on 127.0.0.1 and generate through it "
+        "(data parallel over the visible GPUs; one server for all xdist workers).",
+    )
+    group.addoption(
+        "--serve-arg",
+        dest="structeval_serve_args",
+        metavar="ARG",
+        action="append",
+        default=[],
+        help="extra argument for the --serve server, repeatable (e.g. --serve-arg=--max-num-seqs=256).",
+    )
+    group.addoption(
+        "--api-key",
+        dest="structeval_api_key",
+        metavar="KEY",
+        default=None,
+        help="API key of the --endpoint server (default: $VLLM_API_KEY).",
+    )
+    group.addoption(
+        "--concurrency",
+        dest="structeval_concurrency",
+        metavar="N",
+        type=_positive_int,
+        default=None,
+        help="requests in flight to a server (default: 1024 per replica, vLLM's largest "
+        "default batch, so continuous batching stays full).",
+    )
+    group.addoption(
+        "--request-timeout",
+        dest="structeval_request_timeout",
+        metavar="S",
+        type=_positive_float,
+        default=600.0,
+        help="seconds one request to a server may take, queueing included (default: 600).",
     )
     group.addoption(
         "--structured-outputs",
@@ -293,6 +347,12 @@ def read_options(config: pytest.Config) -> Options:
             vllm_args=parse_vllm_args(opt("vllm_args")),
             structured_outputs=opt("structured_outputs"),
             trust_remote_code=opt("trust_remote_code"),
+            endpoint=opt("endpoint"),
+            serve=opt("serve"),
+            serve_args=tuple(opt("serve_args")),
+            api_key=opt("api_key"),
+            concurrency=opt("concurrency"),
+            request_timeout=opt("request_timeout"),
             cache=not opt("no_cache"),
             refresh=opt("refresh"),
             cache_dir=path(opt("cache_dir")) or cache_root(),
@@ -306,7 +366,7 @@ def read_options(config: pytest.Config) -> Options:
         raise pytest.UsageError(str(exc)) from None
     return Options(
         settings=settings,
-        requested=any(opt(name) is not None for name in EVALUATION_OPTIONS),
+        requested=any(opt(name) not in (None, False) for name in EVALUATION_OPTIONS),
         tasks_explicit=tasks_value is not None,
         snapshot_dir=snapshots or config.rootpath / SNAPSHOT_DIRNAME,
     )

@@ -25,7 +25,15 @@ from typing import Any
 import pytest
 
 from . import options
-from .collect import KIND_MARKERS, SMOKE_MARKER, TaskFile, TaskItem, collect_items, keyword_name
+from .collect import (
+    EVALUATION_MARKER,
+    KIND_MARKERS,
+    SMOKE_MARKER,
+    TaskFile,
+    TaskItem,
+    collect_items,
+    keyword_name,
+)
 from .core import Evaluation, Outcome, SharedGeneration, TaskResult
 from .report.gate import BaselineError
 from .tasks import FORMATS, InputError, Task
@@ -65,13 +73,16 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{name}: StructEval-T task: {what}")
     config.addinivalue_line("markers", "preflight: environment check that runs before the tasks")
     config.addinivalue_line(
+        "markers", f"{EVALUATION_MARKER}: every StructEval-T task and preflight check"
+    )
+    config.addinivalue_line(
         "markers", f"{SMOKE_MARKER}: the first task of each task kind (19 with StructEval-T)"
     )
     requested = config.stash.get(_requested_key, None)
     if requested is None:
         return
     opts, evaluation = requested
-    if not opts.settings.replay:
+    if opts.settings.local_engine:
         # Before anything imports vLLM: spawn start method, no usage statistics.
         from .backends.platform import prepare_environment
 
@@ -168,7 +179,7 @@ class StructevalSession:
             self.evaluation.check_selection(self.selected)
         except InputError as exc:
             raise pytest.UsageError(str(exc)) from None
-        if self.settings.replay or not self.selected:
+        if not self.settings.local_engine or not self.selected:
             return
         if self._all_cached():
             self._engine_not_needed = f"not needed: all {len(self.selected)} generations are cached"
@@ -218,8 +229,15 @@ class StructevalSession:
     def check_result(self, name: str) -> CheckResult:
         if self._checks is None:
             from .preflight import PreflightConfig, preflight_checks
+            from .preflight.checks import REPLAY_NO_ENGINE, REPLAY_NO_MODEL
 
             s = self.settings
+            engine, model = self._engine_not_needed, None
+            if s.replay:
+                engine, model = REPLAY_NO_ENGINE, REPLAY_NO_MODEL
+            elif s.endpoint is not None:
+                engine = f"served by {s.endpoint}: no local engine"
+                model = f"served by {s.endpoint}: the server loads the model"
             config = PreflightConfig(
                 model=s.model,
                 adapter=s.adapter,
@@ -227,8 +245,8 @@ class StructevalSession:
                 out_dir=str(s.out_dir),
                 gpu_memory_utilization=s.gpu_memory_utilization,
                 dtype=s.dtype,
-                replay=s.replay,
-                engine_not_needed=self._engine_not_needed,
+                engine_not_needed=engine,
+                model_not_needed=model,
             )
             self._checks = {check.name: check for check in preflight_checks(config)}
         if name not in self._check_results:
@@ -278,8 +296,13 @@ class StructevalSession:
     # per task
 
     def result(self, item: TaskItem, request: pytest.FixtureRequest) -> TaskResult:
-        """Score and judge the item's output, then compare it with its snapshot."""
-        generation = self.generations()[item.task.task_id]
+        """Score and judge the item's output, then compare it with its snapshot. A task whose
+        generation failed for good (a server's answer that never came) is an error with its
+        cause; the other tasks still score."""
+        generation = self.generations().get(item.task.task_id)
+        if generation is None:
+            failure = self.evaluation.failures.get(item.task.task_id)
+            pytest.fail(failure.message() if failure else "no generation", pytrace=False)
         result = self.evaluation.score(item.task, generation)
         result = self._snapshot(result, request)
         item.stash[result_key] = result

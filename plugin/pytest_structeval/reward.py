@@ -41,11 +41,6 @@ _REQUIRED_COLUMNS = ("task_id", "task_name", "query", "output_type")
 Completion = str | Sequence[Mapping[str, Any]]
 
 
-def chat_messages(task: Task) -> list[dict[str, str]]:
-    """The evaluation's prompt (as the official notebook): one user message holding the query."""
-    return [{"role": "user", "content": task.query}]
-
-
 def dataset_rows(
     tasks: TaskSet | Sequence[Task] | str | os.PathLike[str] | None = None,
     *,
@@ -68,7 +63,7 @@ def dataset_rows(
         taskset = TaskSet(tuple(tasks))
     return [
         {
-            "prompt": chat_messages(task) if conversational else task.query,
+            "prompt": task.chat_messages() if conversational else task.query,
             "task_id": task.task_id,
             "task_name": task.task_name,
             "query": task.query,

@@ -89,9 +89,10 @@ def _path(value: str | Path | None) -> Path | None:
 class Settings:
     """One evaluation's settings. Paths are made absolute; everything is validated on creation.
 
-    Where generations come from, in this order: ``generations`` (replay an inference.json, no
-    engine), ``endpoint`` (an OpenAI-compatible vLLM server that is already running),
-    ``serve`` (a ``vllm serve`` started for the session), else the in-process vLLM engine.
+    Where generations come from: ``generations`` (replay an inference.json, no engine),
+    ``endpoint`` (an OpenAI-compatible vLLM server that is already running; ``model`` is the
+    name it serves), ``serve`` (a ``vllm serve`` started for the session, with the engine
+    arguments the in-process engine would get), else the in-process vLLM engine.
     """
 
     model: str = DEFAULT_MODEL
@@ -109,6 +110,13 @@ class Settings:
     vllm_args: Mapping[str, object] = field(default_factory=dict)
     structured_outputs: bool = False
     trust_remote_code: bool = False
+    # a vLLM server: one already running (endpoint) or one started for the session (serve)
+    endpoint: str | None = None
+    serve: bool = False
+    serve_args: tuple[str, ...] = ()
+    api_key: str | None = field(default=None, repr=False)
+    concurrency: int | None = None
+    request_timeout: float = 600.0
     # the generation cache
     cache: bool = True
     refresh: bool = False
@@ -149,10 +157,33 @@ class Settings:
             )
         if not self.model:
             raise SettingsError("model must not be empty")
+        object.__setattr__(self, "serve_args", tuple(self.serve_args))
+        sources = [
+            name
+            for name, given in (
+                ("generations", self.generations is not None),
+                ("endpoint", self.endpoint is not None),
+                ("serve", self.serve),
+            )
+            if given
+        ]
+        if len(sources) > 1:
+            raise SettingsError(f"choose one source of generations, not {' and '.join(sources)}")
+        if self.concurrency is not None and self.concurrency < 1:
+            raise SettingsError(f"concurrency must be at least 1, got {self.concurrency}")
+        if self.request_timeout <= 0:
+            raise SettingsError(f"request_timeout must be > 0, got {self.request_timeout}")
+        if self.serve_args and not self.serve:
+            raise SettingsError("serve_args (--serve-arg) need serve (--serve)")
 
     @property
     def replay(self) -> bool:
         return self.generations is not None
+
+    @property
+    def local_engine(self) -> bool:
+        """Whether an engine runs on this machine (in-process, or the session's server)."""
+        return self.generations is None and self.endpoint is None
 
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

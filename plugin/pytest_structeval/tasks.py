@@ -42,6 +42,11 @@ class Task:
     output_type: OutputType
     raw_output_metric: tuple[str, ...] | None = None
 
+    def chat_messages(self) -> list[dict[str, str]]:
+        """The prompt every backend sends, as the official notebook: one user message holding
+        the raw query (no system prompt, nothing appended: the competition forbids it)."""
+        return [{"role": "user", "content": self.query}]
+
     @property
     def input_type(self) -> str:
         """``Text`` for generation tasks, else the source format (``CSV to JSON`` -> ``CSV``)."""

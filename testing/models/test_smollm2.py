@@ -29,14 +29,10 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
-import os
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
+from support import Run, run_pytest
 
 from pytest_structeval.backends.adapter import read_adapter
 from pytest_structeval.models import BUILTIN_SMOLLM2, ModelError, builtin_path, resolve_model
@@ -164,48 +160,21 @@ def test_rebuild_is_byte_identical(model, tmp_path):
 # Through the plugin and the engine
 
 
-@dataclass
-class Run:
-    returncode: int
-    output: str
-    out: Path
-
-    @property
-    def report(self) -> dict[str, Any]:
-        return json.loads((self.out / "report.json").read_text("utf-8"))
-
-
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("project")
 
 
 def evaluate(workdir: Path, cache_root: Path, name: str, *args: str) -> Run:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    env.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-    for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
-        env.pop(var, None)
-    out = workdir / name
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            f"--model={BUILTIN_SMOLLM2}",
-            f"--cache-dir={cache_root}",
-            f"--out={out}",
-            *ENGINE_ARGS,
-            *args,
-        ],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1500,
+    return run_pytest(
+        workdir,
+        name,
+        f"--model={BUILTIN_SMOLLM2}",
+        f"--cache-dir={cache_root}",
+        *ENGINE_ARGS,
+        *args,
+        env={"HF_HUB_OFFLINE": "1"},
     )
-    return Run(done.returncode, done.stdout + done.stderr, out)
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from conftest import OPEN150_ANSWERS
+from support import OPEN150_ANSWERS
 
 # Run in a fresh interpreter: pytest is never imported, and the check at the end proves it.
 CORE_RUN = """
@@ -52,7 +51,7 @@ def core_report(tasks: Path, generations: Path, out: Path) -> dict:
 @pytest.mark.parametrize("source", ["bundled answers", "real submission"])
 def test_the_core_gives_the_plugins_report(suite, tmp_path, source, request):
     if source == "bundled answers":
-        from conftest import OPEN150
+        from support import OPEN150
 
         tasks, generations = OPEN150, OPEN150_ANSWERS
     else:

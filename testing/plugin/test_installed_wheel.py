@@ -11,8 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
-from conftest import OPEN150_ANSWERS, REPO
+from support import OPEN150_ANSWERS, REPO
 
 
 @pytest.fixture(scope="module")

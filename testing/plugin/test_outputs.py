@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from support import OPEN150_ANSWERS
 
-from conftest import OPEN150_ANSWERS
 from pytest_structeval import __version__
 
 # Loaded into the inner session before the plugin: the installed package's metadata is gone,

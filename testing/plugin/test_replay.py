@@ -6,8 +6,7 @@ import json
 import os
 
 import pytest
-
-from conftest import OPEN150, OPEN150_ANSWERS
+from support import OPEN150, OPEN150_ANSWERS
 
 
 def task_reports(run, when: str = "call"):

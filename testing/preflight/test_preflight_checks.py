@@ -279,14 +279,19 @@ def test_engine_not_needed_still_checks_the_model_files(fake, tmp_path):
 
 
 def test_replay_skips_the_engine_and_the_model(fake, tmp_path):
-    results = run_all(model="missing/model", replay=True, out_dir=str(tmp_path), adapter="x")
+    results = run_all(
+        model="missing/model",
+        engine_not_needed=REPLAY_NO_ENGINE,
+        model_not_needed=REPLAY_NO_MODEL,
+        out_dir=str(tmp_path),
+        adapter="x",
+    )
     ran = {n for n, r in results.items() if r.status != "skip"}
     assert ran == {"tasks-file-valid", "out-dir-writable"}
     assert results["vllm-importable"].detail == REPLAY_NO_ENGINE
+    assert results["cuda-torch-build"].detail == REPLAY_NO_ENGINE
     assert results["model-available"].detail == REPLAY_NO_MODEL
     assert results["adapter-valid"].detail == REPLAY_NO_MODEL
-    results = run_all(replay=True, engine_not_needed="replay: no engine", out_dir=str(tmp_path))
-    assert results["cuda-torch-build"].detail == "replay: no engine"
     assert fake.calls == []
 
 

@@ -9,16 +9,12 @@ the second can hit it.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
+from support import Run, run_pytest
 
 from pytest_structeval.tasks import BUNDLED_TASKS as OPEN150
 
@@ -34,21 +30,6 @@ def pytest_unconfigure(config):
 """
 
 
-@dataclass
-class Run:
-    returncode: int
-    output: str
-    out: Path
-
-    @property
-    def report(self) -> dict[str, Any]:
-        return json.loads((self.out / "report.json").read_text("utf-8"))
-
-    @property
-    def inference(self) -> list[dict[str, str]]:
-        return json.loads((self.out / "inference.json").read_text("utf-8"))
-
-
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("e2e")
@@ -57,37 +38,9 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def evaluate(workdir: Path, name: str, *args: str, env: dict[str, str] | None = None) -> Run:
-    out = workdir / name
-    paths = [str(workdir), *(env or {}).get("PYTHONPATH", "").split(os.pathsep)]
-    env = {
-        **os.environ,
-        "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"),
-        **(env or {}),
-        "PYTHONPATH": os.pathsep.join(filter(None, [*paths, os.environ.get("PYTHONPATH")])),
-    }
-    for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
-        env.pop(var, None)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-rs",
-            "-p",
-            "no:cacheprovider",
-            f"--tasks={OPEN150}",
-            f"--out={out}",
-            *ENGINE_ARGS,
-            *args,
-        ],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
+    return run_pytest(
+        workdir, name, "-q", "-rs", f"--tasks={OPEN150}", *ENGINE_ARGS, *args, env=env
     )
-    return Run(done.returncode, done.stdout + done.stderr, out)
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -299,3 +300,20 @@ def test_adapter_enters_engine_args_and_identity(tiny_model: Path, tmp_path: Pat
     (adapter / "adapter_model.safetensors").write_bytes(b"changed")
     again = VllmBackend(VllmConfig(model=str(tiny_model), adapter=str(adapter)))
     assert again.cache_identity() != backend.cache_identity()
+
+
+def test_the_vllm_api_that_storing_as_generations_finish_relies_on() -> None:
+    """``vllm_offline._tap_finished`` wraps the engine's ``step`` inside ``LLM.chat``: vLLM has
+    no public per-request callback (``LLM.chat`` returns when the whole batch is done, its
+    progress bar only gets counts). It relies on exactly these, which a vLLM upgrade could
+    change; ``test_engine.py`` checks that the storing really happens inside the loop."""
+    import vllm
+    from vllm.engine.llm_engine import LLMEngine
+    from vllm.outputs import RequestOutput
+
+    assert "self.llm_engine.step()" in inspect.getsource(vllm.LLM._run_engine)
+    assert callable(LLMEngine.step)
+    fields = inspect.signature(RequestOutput.__init__).parameters
+    assert {"request_id", "prompt_token_ids", "outputs", "finished"} <= set(fields)
+    # Request ids are consecutive from the LLM's counter: how an output finds its task.
+    assert "self.request_counter" in inspect.getsource(vllm.LLM)

@@ -421,7 +421,7 @@ class OpenAIBackend(Backend):
     def _body(self, task: Task, model_field: str) -> dict[str, object]:
         body: dict[str, object] = {
             "model": model_field,
-            "messages": [{"role": "user", "content": task.query}],
+            "messages": task.chat_messages(),
             **self.request_sampling(),
             "n": 1,
             "stream": False,

@@ -186,7 +186,7 @@ class VllmBackend(Backend):
 
     def messages(self, tasks: Sequence[Task]) -> list[list[dict[str, str]]]:
         """As the official notebook: one user message holding the raw query."""
-        return [[{"role": "user", "content": task.query}] for task in tasks]
+        return [task.chat_messages() for task in tasks]
 
     # -- identity and provenance ----------------------------------------------------------
 

@@ -128,7 +128,7 @@ def train_lora_adapter(
 
 def _encode(tokenizer: object, task: Task, answer: str) -> tuple[list[int], list[int]]:
     """Token ids of the chat (user query, assistant answer) and labels masking the prompt."""
-    user = [{"role": "user", "content": task.query}]
+    user = task.chat_messages()
     prompt = tokenizer.apply_chat_template(user, add_generation_prompt=True, tokenize=False)  # type: ignore[attr-defined]
     full = tokenizer.apply_chat_template(  # type: ignore[attr-defined]
         [*user, {"role": "assistant", "content": answer}], tokenize=False

@@ -16,7 +16,7 @@ fails). Only the standard library is imported at module level.
 Cost: the subprocess probes every applicable check needs start together, in parallel, at the
 first check that needs any expensive fact, so they overlap each other and the one import made in
 this process, ``import vllm``, which the engine then reuses. A run that starts no engine
-(``engine_not_needed``, ``replay``) imports neither vLLM nor torch and starts no probe.
+(``engine_not_needed``) imports neither vLLM nor torch and starts no probe.
 """
 
 from __future__ import annotations
@@ -67,10 +67,10 @@ class PreflightConfig:
 
     ``tasks_path`` None means the bundled task set. ``engine_not_needed``, when a string, says
     why no local engine will start (``"not needed: all 150 generations are cached"``,
-    ``"served by http://...: no local engine"``): every check of vLLM, torch, the device, memory
-    and the start method skips with exactly that string. ``replay`` means the generations come
-    from a file: no engine and no model, so the model and adapter checks skip as well (the
-    engine checks with ``engine_not_needed`` if given, else ``REPLAY_NO_ENGINE``).
+    ``"served by http://...: no local engine"``, ``REPLAY_NO_ENGINE``): every check of vLLM,
+    torch, the device, memory and the start method skips with exactly that string.
+    ``model_not_needed`` likewise says why no model is loaded here (a replay:
+    ``REPLAY_NO_MODEL``; a remote server): the model and adapter checks skip with it.
     """
 
     model: str = DEFAULT_MODEL
@@ -81,7 +81,7 @@ class PreflightConfig:
     device: Device = "auto"
     dtype: str = "auto"
     engine_not_needed: str | None = None
-    replay: bool = False
+    model_not_needed: str | None = None
     min_free_disk_mb: int = 256
     subprocess_timeout_s: float = 180.0
     hub_timeout_s: float = 10.0
@@ -260,9 +260,7 @@ class _Env:
     @property
     def no_engine(self) -> str | None:
         """Why no local engine will start, or None when one will."""
-        if self.cfg.engine_not_needed is not None:
-            return self.cfg.engine_not_needed
-        return REPLAY_NO_ENGINE if self.cfg.replay else None
+        return self.cfg.engine_not_needed
 
     def version(self, name: str) -> str | None:
         if name not in self._versions:
@@ -419,7 +417,7 @@ class Need:
 
 
 ENGINE = Need("a local engine", lambda env: env.no_engine)
-MODEL = Need("a model", lambda env: REPLAY_NO_MODEL if env.cfg.replay else None)
+MODEL = Need("a model", lambda env: env.cfg.model_not_needed)
 ADAPTER = Need("an adapter", lambda env: None if env.cfg.adapter is not None else "no --adapter")
 VLLM_INSTALLED = Need(
     "vLLM installed",
