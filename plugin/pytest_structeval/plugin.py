@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from . import options
+from .backends.base import Generation
 from .collect import (
     EVALUATION_MARKER,
     KIND_MARKERS,
@@ -36,6 +37,7 @@ from .collect import (
 )
 from .core import Evaluation, Outcome, SharedGeneration, TaskResult
 from .report.gate import BaselineError
+from .settings import Settings
 from .tasks import FORMATS, InputError, Task
 
 pytest_addoption = options.pytest_addoption
@@ -105,6 +107,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @dataclass
 class CheckResult:
+    """A preflight check's result in this process, and what it took."""
+
     status: str
     detail: str
     message: str
@@ -123,10 +127,10 @@ class StructevalSession:
     _engine_not_needed: str | None = None
     _checks: dict[str, Any] | None = None
     _check_results: dict[str, CheckResult] = field(default_factory=dict)
-    _generations: dict[str, Any] | None = None
+    _generations: dict[str, Generation] | None = None
 
     @property
-    def settings(self):  # -> Settings
+    def settings(self) -> Settings:
         return self.opts.settings
 
     @property
@@ -264,7 +268,7 @@ class StructevalSession:
 
     # generation
 
-    def generations(self) -> dict[str, Any]:
+    def generations(self) -> dict[str, Generation]:
         if self._generations is None:
             # Generation runs inside a fixture, where pytest captures output: let the phase
             # lines and vLLM's progress bar reach the terminal while it runs.
@@ -276,7 +280,7 @@ class StructevalSession:
                 self._generations = self._generate()
         return self._generations
 
-    def _generate(self) -> dict[str, Any]:
+    def _generate(self) -> dict[str, Generation]:
         backend = self._backend()
         shared = SharedGeneration(self.exchange()) if self.worker_count() > 1 else None
         generations = self.evaluation.generate(self.selected, on_phase=self.phase, shared=shared)
@@ -440,7 +444,7 @@ def _session(request: pytest.FixtureRequest) -> StructevalSession:
 
 
 @pytest.fixture(scope="session")
-def structeval_generations(request: pytest.FixtureRequest) -> dict[str, Any]:
+def structeval_generations(request: pytest.FixtureRequest) -> dict[str, Generation]:
     """All selected tasks' generations, produced in one batch the first time a task needs one.
 
     The preflight gate comes first: if a check failed, every task is skipped with its name and
@@ -462,7 +466,7 @@ def structeval_generations(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 @pytest.fixture
 def structeval_result(
-    request: pytest.FixtureRequest, structeval_generations: dict[str, Any]
+    request: pytest.FixtureRequest, structeval_generations: dict[str, Generation]
 ) -> TaskResult:
     """The scored, judged and snapshotted result of this item's task."""
     item = request.node

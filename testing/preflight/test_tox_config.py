@@ -30,8 +30,7 @@ TOX_ENVS = {r.tox_env: r for r in facts.RELEASES if r.tox_env}
 POSARGS = ["--model=org/model", "--tasks=data/open150.json"]
 
 
-@pytest.fixture(scope="module")
-def tox_config(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, object]]:
+def read_tox_config(workdir: Path, posargs: list[str]) -> dict[str, dict[str, object]]:
     pytest.importorskip("tox")
     envs = [*TOX_ENVS, "lint"]
     proc = subprocess.run(
@@ -55,9 +54,8 @@ def tox_config(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, 
             "--format",
             "json",
             "--workdir",
-            str(tmp_path_factory.mktemp("tox")),
-            "--",
-            *POSARGS,
+            str(workdir),
+            *(["--", *posargs] if posargs else []),
         ],
         capture_output=True,
         text=True,
@@ -66,6 +64,22 @@ def tox_config(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, 
     )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)["env"]
+
+
+@pytest.fixture(scope="module")
+def tox_config(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, object]]:
+    return read_tox_config(tmp_path_factory.mktemp("tox"), POSARGS)
+
+
+def test_without_arguments_each_environment_evaluates_a_default_model(tmp_path):
+    """An evaluation needs an evaluation option (the plugin adds nothing otherwise): `tox -e cpu`
+    evaluates the tiny local model, a GPU environment the plugin's default model."""
+    config = read_tox_config(tmp_path, [])
+    cpu = "--model=builtin:tiny --max-tokens=64 --vllm-arg=enforce_eager=true"
+    gpu = "--model=Qwen/Qwen3-4B-Instruct-2507"
+    for env in TOX_ENVS:
+        args = cpu if env == "cpu" else gpu
+        assert config[env]["commands"] == [f"pytest {args} -m preflight -k ''", f"pytest {args}"]
 
 
 def test_every_environment_is_defined(tox_config):

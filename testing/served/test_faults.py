@@ -172,7 +172,8 @@ def test_a_session_killed_mid_run_regenerates_nothing_that_finished(
     sent = len(stub.requests)
     rerun = backend_for(stub, GenerationCache(cache_dir))
     generations = rerun.generate(make_tasks(*queries))
-    assert [r["messages"][0]["content"] for r in stub.requests[sent:]] == queries[4:]
+    # Requests are concurrent: which of the two arrives first is up to the scheduler.
+    assert sorted(r["messages"][0]["content"] for r in stub.requests[sent:]) == sorted(queries[4:])
     assert rerun.stats.cache_hits == 4 and len(generations) == 6
 
 
