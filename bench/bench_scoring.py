@@ -1,15 +1,17 @@
 """Benchmark and tracking check for the scorer.
 
 Times scoring all 150 tasks of every file in ../shared/data/inference on one core (CPU time
-and wall time, median and range over several runs), then prints how the competition estimate
-tracks the official leaderboard scores of the scored_<score>.json files: per file official,
-overall, task mean, parse rate; then Pearson r and mean absolute error.
+and wall time, median and range over several runs, after one warm-up pass), then prints how the
+competition estimate tracks the official leaderboard scores of the scored_<score>.json files: per
+file official, overall, task mean, parse rate; then Pearson r and mean absolute error.
 
 ``--hostile`` also scores the hostile corpus of testing/scoring/test_hostile.py (CPU time and
 peak memory per generation); ``--costs`` prints the work units the parse budget charges
 against the CPU time the parse takes, per document shape (the calibration of cost.py).
+``--json PATH`` writes the timing and tracking figures (what ``bench/run`` reads); without the
+shared data it writes why it skipped.
 
-Usage: python bench/bench_scoring.py [--runs N] [--by-format] [--hostile] [--costs]
+Usage: python bench/bench_scoring.py [--runs N] [--by-format] [--hostile] [--costs] [--json PATH]
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import toml
+from common import ROOT, SHARED_DATA, machine, summary, write_result
 
 from pytest_structeval.report.aggregate import summarize
 from pytest_structeval.scoring.cost import CostedTomlDecoder, WorkMeter
@@ -32,8 +36,7 @@ from pytest_structeval.scoring.score import score_task
 from pytest_structeval.scoring.yaml_upstream import UpstreamLoader, safe_load
 from pytest_structeval.tasks import Task, TaskSet
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+DATA = SHARED_DATA
 
 
 def pearson(xs: list[float], ys: list[float]) -> float:
@@ -68,39 +71,66 @@ def spread(values: list[float]) -> str:
     return f"{statistics.median(values):.3f} s ({min(values):.3f}-{max(values):.3f})"
 
 
-def print_timing(tasks: TaskSet, runs: int) -> None:
-    print(f"scoring 150 tasks per file, one core, {runs} runs: median (min-max)")
-    print(f"{'file':32} {'kB':>6}  {'CPU time':24} {'wall time':24}")
+def measure_timing(tasks: TaskSet, runs: int) -> dict[str, dict[str, Any]]:
+    """Per inference file: its size, and the CPU and wall seconds of scoring all its tasks."""
+    files = {}
     for path in sorted((DATA / "inference").glob("*.json")):
         generations = read_generations(path)
         cpu, wall = timed(lambda g=generations: score_file(tasks, g), runs)
-        size = sum(map(len, generations.values())) / 1000
-        print(f"{path.name:32} {size:6.0f}  {spread(cpu):24} {spread(wall):24}")
+        files[path.name] = {
+            "tasks": len(tasks),
+            "bytes": path.stat().st_size,
+            "generation_chars": sum(map(len, generations.values())),
+            "cpu_s": summary(cpu),
+            "wall_s": summary(wall),
+        }
+    return files
 
 
-def print_tracking(tasks: TaskSet, by_format: bool) -> None:
+def print_timing(files: dict[str, dict[str, Any]], runs: int) -> None:
+    print(f"scoring 150 tasks per file, one core, {runs} runs: median (min-max)")
+    print(f"{'file':32} {'kB':>6}  {'CPU time':24} {'wall time':24}")
+    for name, file in files.items():
+        size = file["generation_chars"] / 1000
+        cpu, wall = file["cpu_s"]["values"], file["wall_s"]["values"]
+        print(f"{name:32} {size:6.0f}  {spread(cpu):24} {spread(wall):24}")
+
+
+def measure_tracking(tasks: TaskSet) -> dict[str, Any]:
+    """The estimate against the official leaderboard score of each scored_<score>.json file."""
     rows = []
     for path in sorted((DATA / "inference").glob("scored_*.json")):
         official = float(path.stem.split("_", 1)[1])
         rows.append((path.name, official, summarize(score_file(tasks, read_generations(path)))))
+    officials = [r[1] for r in rows]
+    overall = [r[2]["overall"] for r in rows]
+    unscored = {
+        path.name: summarize(score_file(tasks, read_generations(path)))
+        for path in sorted((DATA / "inference").glob("*__unscored.json"))
+    }
+    return {
+        "files": {name: {"official": official, **s} for name, official, s in rows},
+        "pearson_r": pearson(officials, overall),
+        "mae": statistics.fmean(abs(a - b) for a, b in zip(officials, overall, strict=False)),
+        "unscored": unscored,
+    }
+
+
+def print_tracking(tracking: dict[str, Any], by_format: bool) -> None:
     print(
         f"\n{'file':24} {'official':>8} {'overall':>8} {'task_mean':>9} {'parse':>6} {'strict':>6}"
     )
-    for name, official, s in rows:
+    for name, s in tracking["files"].items():
         print(
-            f"{name:24} {official:8.4f} {s['overall']:8.4f} {s['task_mean']:9.4f} "
+            f"{name:24} {s['official']:8.4f} {s['overall']:8.4f} {s['task_mean']:9.4f} "
             f"{s['parse_rate']:6.3f} {s['strict_parse_rate']:6.3f}"
         )
         if by_format:
             print("    " + "  ".join(f"{f} {v['mean']:.3f}" for f, v in s["by_format"].items()))
-    officials = [r[1] for r in rows]
-    overall = [r[2]["overall"] for r in rows]
-    mae = statistics.fmean(abs(a - b) for a, b in zip(officials, overall, strict=False))
-    print(f"\nPearson r {pearson(officials, overall):.4f}   MAE {mae:.4f}")
-    for path in sorted((DATA / "inference").glob("*__unscored.json")):
-        s = summarize(score_file(tasks, read_generations(path)))
+    print(f"\nPearson r {tracking['pearson_r']:.4f}   MAE {tracking['mae']:.4f}")
+    for name, s in tracking["unscored"].items():
         print(
-            f"{'unscored: ' + path.name:44} overall {s['overall']:.4f} "
+            f"{'unscored: ' + name:44} overall {s['overall']:.4f} "
             f"task_mean {s['task_mean']:.4f} parse {s['parse_rate']:.3f}"
         )
 
@@ -188,14 +218,24 @@ def main() -> None:
     parser.add_argument("--by-format", action="store_true", help="also print per-format means")
     parser.add_argument("--hostile", action="store_true", help="also time the hostile corpus")
     parser.add_argument("--costs", action="store_true", help="also print the cost calibration")
+    parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = parser.parse_args()
     if not DATA.is_dir():
-        raise SystemExit(f"{DATA} not found: the reference data lives next to the repository")
+        reason = f"{DATA} not found: the reference data lives next to the repository"
+        write_result(args.json, {"skipped": reason})
+        raise SystemExit(0 if args.json else reason)
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as the budget says
+    info = machine()
     tasks = TaskSet.load(DATA / "public_150.json")
-    print_timing(tasks, args.runs)
-    print_tracking(tasks, args.by_format)
+    files = measure_timing(tasks, args.runs)
+    print_timing(files, args.runs)
+    tracking = measure_tracking(tasks)
+    print_tracking(tracking, args.by_format)
+    write_result(
+        args.json,
+        {"machine": info, "runs": args.runs, "files": files, "tracking": tracking, "cores": 1},
+    )
     if args.hostile:
         print_hostile(max(1, args.runs // 2))
     if args.costs:

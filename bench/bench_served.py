@@ -1,7 +1,8 @@
 """Served against offline throughput on the same model, in one run.
 
     .venv/bin/python bench/bench_served.py [--model builtin:tiny] [--max-tokens 512] \
-        [--repeat 5] [--vllm-arg enforce_eager=true] [--serve-arg=--max-num-seqs=256]
+        [--repeat 5] [--vllm-arg enforce_eager=true] [--serve-arg=--max-num-seqs=256] \
+        [--json PATH]
 
 Both backends are the plugin's own, with the same ``VllmConfig``: the in-process engine
 (``VllmBackend``) and the session's own server (``VllmServeBackend``: ``vllm serve`` on
@@ -10,8 +11,10 @@ Both backends are the plugin's own, with the same ``VllmConfig``: the in-process
 served, ``--repeat`` times each, so a machine that gets busier or quieter meanwhile weighs on
 both alike. No generation cache: every pass generates everything. Throughput is tasks per second
 of one pass (all tasks hit ``max_tokens`` with a random model, so tokens per second are that
-times ``max_tokens``); the report gives each side's median and spread (min-max), the ratio of
-the medians (target: served >= 0.8 x offline) and whether the generations are identical.
+times ``max_tokens``); the report gives each side's median and spread (min-max), the ratio
+served / offline of each pair of passes (median and spread; target: served >= 0.8 x offline)
+and whether the generations are identical. ``--json PATH`` writes it all (``bench/run`` reads
+it).
 
 On a shared machine wall time swings with everyone else's load, so each pass also counts the CPU
 seconds spent by this process (the client, or the in-process engine's front end) and by its
@@ -23,42 +26,22 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "plugin"))
+from common import DEFAULT_KVCACHE_GIB, describe, load_average, machine, summary, write_result
 
-from pytest_structeval.backends.base import Backend  # noqa: E402
-from pytest_structeval.backends.platform import library_versions, prepare_environment  # noqa: E402
-from pytest_structeval.backends.served import RequestPolicy, VllmServeBackend  # noqa: E402
-from pytest_structeval.backends.vllm_offline import VllmBackend, VllmConfig  # noqa: E402
-from pytest_structeval.models import resolve_model  # noqa: E402
-from pytest_structeval.options import parse_vllm_args  # noqa: E402
-from pytest_structeval.tasks import BUNDLED_TASKS, Task, TaskSet  # noqa: E402
-
-
-def machine() -> str:
-    cpu = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    versions = ", ".join(f"{k} {v}" for k, v in library_versions().items())
-    gpus = os.environ.get("CUDA_VISIBLE_DEVICES", "unset")
-    return (
-        f"{platform.node()}: {os.cpu_count()} CPUs ({cpu}), {platform.system()} "
-        f"{platform.release()}, Python {platform.python_version()}; {versions}; "
-        f"CUDA_VISIBLE_DEVICES={gpus}; load average {load}"
-    )
+from pytest_structeval.backends.base import Backend
+from pytest_structeval.backends.platform import prepare_environment
+from pytest_structeval.backends.served import RequestPolicy, VllmServeBackend
+from pytest_structeval.backends.vllm_offline import VllmBackend, VllmConfig
+from pytest_structeval.models import resolve_model
+from pytest_structeval.settings import parse_vllm_args
+from pytest_structeval.tasks import BUNDLED_TASKS, Task, TaskSet
 
 
 def cpu_seconds() -> dict[int, float]:
@@ -99,16 +82,17 @@ def main() -> None:
     parser.add_argument("--tasks", type=Path, default=BUNDLED_TASKS)
     parser.add_argument("--max-tokens", type=int, default=512)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--vllm-arg", action="append", default=["enforce_eager=true"])
+    parser.add_argument("--vllm-arg", action="append", default=None, help="default: eager")
     parser.add_argument("--serve-arg", action="append", default=[])
     parser.add_argument("--concurrency", type=int, default=None)
     parser.add_argument("--log-dir", type=Path, default=None)
+    parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = parser.parse_args()
-    if args.repeat < 3:
-        parser.error("--repeat must be at least 3 (a median needs it)")
+    if args.vllm_arg is None:
+        args.vllm_arg = ["enforce_eager=true"]
 
     prepare_environment()
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", DEFAULT_KVCACHE_GIB)
     tasks = list(TaskSet.load(args.tasks))
     config = VllmConfig(
         model=resolve_model(args.model),  # build builtin:tiny outside the timings
@@ -117,7 +101,8 @@ def main() -> None:
         vllm_args=parse_vllm_args(args.vllm_arg),
     )
     log_dir = args.log_dir or Path(tempfile.mkdtemp(prefix="bench-served-"))
-    print(f"machine: {machine()}")
+    info = machine()
+    print(f"machine: {describe(info)}")
     print(f"model {args.model}, {len(tasks)} tasks, max_tokens {args.max_tokens}, logs {log_dir}")
 
     offline = VllmBackend(config, progress=False)
@@ -128,14 +113,15 @@ def main() -> None:
         policy=RequestPolicy(concurrency=args.concurrency),
         progress=False,
     )
+    names = (offline.name, served.name)
     try:
         starts = {}
         for backend in (offline, served):
             started = time.perf_counter()
             backend.generate(tasks[:1])  # start the engine / server (and warm it up)
             starts[backend.name] = time.perf_counter() - started
-        times: dict[str, list[float]] = {offline.name: [], served.name: []}
-        cpu: dict[str, list[float]] = {offline.name: [], served.name: []}
+        times: dict[str, list[float]] = {name: [] for name in names}
+        cpu: dict[str, list[float]] = {name: [] for name in names}
         outputs: dict[str, dict[str, str]] = {}
         for _ in range(args.repeat):
             for backend in (offline, served):
@@ -143,28 +129,50 @@ def main() -> None:
                 times[backend.name].append(seconds)
                 cpu[backend.name].append(cpu_used)
         server_command = " ".join(served.server.command[3:])
+        concurrency = served.meta()["concurrency"]
     finally:
         offline.close()
         served.close()
 
-    print(f"server arguments: {server_command}")
-    print(f"concurrency: {served.meta()['concurrency']}")
-    for name, seconds in starts.items():
-        print(f"start + 1 task, {name}: {seconds:.1f} s")
     rates = {name: [len(tasks) / s for s in values] for name, values in times.items()}
-    for name, values in times.items():
-        print(f"pass seconds, {name}: {spread(values)}; tasks/s {spread(rates[name])}")
-        print(f"pass CPU seconds, {name}: {spread(cpu[name])}")
-    ratio = statistics.median(rates[served.name]) / statistics.median(rates[offline.name])
-    print(f"served / offline throughput (medians): {ratio:.2f} (target >= 0.80)")
-    cost = statistics.median(cpu[offline.name]) / statistics.median(cpu[served.name])
-    print(f"offline / served CPU seconds per pass (medians): {cost:.2f}")
-    print(f"load average now: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
-    same = outputs[offline.name] == outputs[served.name]
+    # Passes alternate offline / served: each pair saw the same load, so the ratio is per pair.
+    ratios = [s / o for o, s in zip(rates[offline.name], rates[served.name], strict=True)]
     differing = sum(
         outputs[offline.name][k] != outputs[served.name].get(k) for k in outputs[offline.name]
     )
-    print(f"generations identical: {same}" + ("" if same else f" ({differing} differ)"))
+    result: dict[str, Any] = {
+        "machine": info,
+        "model": args.model,
+        "tasks": len(tasks),
+        "max_tokens": args.max_tokens,
+        "vllm_args": args.vllm_arg,
+        "server_arguments": server_command,
+        "concurrency": concurrency,
+        "start_s": starts,
+        "pass_s": {name: summary(values) for name, values in times.items()},
+        "tasks_per_s": {name: summary(values) for name, values in rates.items()},
+        "pass_cpu_s": {name: summary(values) for name, values in cpu.items()},
+        "served/offline": summary(ratios),
+        "generations_differing": differing,
+        "load_average_at_end": load_average(),
+        "log_dir": str(log_dir),
+    }
+
+    print(f"server arguments: {server_command}")
+    print(f"concurrency: {concurrency}")
+    for name, seconds in starts.items():
+        print(f"start + 1 task, {name}: {seconds:.1f} s")
+    for name, values in times.items():
+        print(f"pass seconds, {name}: {spread(values)}; tasks/s {spread(rates[name])}")
+        print(f"pass CPU seconds, {name}: {spread(cpu[name])}")
+    print(f"served / offline throughput (per pair): {spread(ratios)} (target >= 0.80)")
+    cost = statistics.median(cpu[offline.name]) / statistics.median(cpu[served.name])
+    print(f"offline / served CPU seconds per pass (medians): {cost:.2f}")
+    print(f"load average now: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(
+        f"generations identical: {not differing}" + (f" ({differing} differ)" if differing else "")
+    )
+    write_result(args.json, result)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,10 @@
   (rank 8, batch 1, examples of at most 384 tokens, seed 0) on the bundled reference answers of
   the tasks *not* evaluated, timed; the run then evaluates with that adapter.
 * **run**: ``VllmBackend`` with no generation cache, so every repeat starts an engine
-  (``enforce_eager``, KV cache 1 GiB) and generates every task: engine start and generation are
-  timed apart (the backend's own timers) and together (wall).
+  (``enforce_eager``, KV cache ``VLLM_CPU_KVCACHE_SPACE``, else 2 GiB) and generates every
+  task: engine start and generation are timed apart (the backend's own timers) and together
+  (wall). ``bench/run``'s figure (f) times the plugin itself on this subset instead
+  (``bench_runs.py --kinds cold --model builtin:smollm2 --pytest-arg=-m --pytest-arg=smoke``).
 * **tasks**: the subset of one task per task kind (the first task of each ``task_name`` in the
   bundled open150.json: 19 tasks), or all 150 with ``--all``.
 * **scores**: the report of the last repeat (``Report.build`` over ``score_task``, as the plugin
@@ -27,29 +29,25 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "plugin"))
+from common import child_env, describe, machine, write_result
 
-os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local checkpoint: nothing to fetch
+from pytest_structeval.backends.platform import prepare_environment
+from pytest_structeval.backends.vllm_offline import VllmBackend, VllmConfig
+from pytest_structeval.models import BUILTIN_SMOLLM2, resolve_model
+from pytest_structeval.models.finetune import reference_examples, train_lora_adapter
+from pytest_structeval.report.report import Report
+from pytest_structeval.scoring.score import score_task
+from pytest_structeval.tasks import BUNDLED_TASKS, TaskSet
 
-from pytest_structeval.backends.platform import library_versions, prepare_environment  # noqa: E402
-from pytest_structeval.backends.vllm_offline import VllmBackend, VllmConfig  # noqa: E402
-from pytest_structeval.files import dump_json, write_atomic  # noqa: E402
-from pytest_structeval.models import BUILTIN_SMOLLM2, resolve_model  # noqa: E402
-from pytest_structeval.models.finetune import reference_examples, train_lora_adapter  # noqa: E402
-from pytest_structeval.report.report import Report  # noqa: E402
-from pytest_structeval.scoring.score import score_task  # noqa: E402
-from pytest_structeval.tasks import BUNDLED_TASKS, TaskSet  # noqa: E402
+# The engine sees the benchmarks' KV cache size; the checkpoint is local: nothing to fetch.
+os.environ.update({k: child_env()[k] for k in ("VLLM_CPU_KVCACHE_SPACE", "HF_HUB_OFFLINE")})
 
 
 def dir_bytes(path: Path) -> int:
@@ -148,17 +146,9 @@ def main() -> None:
     meta = {**backend.meta(), "generations": None}
     report = Report.build(records, taskset, meta=meta)
     if args.out:
-        write_atomic(args.out / "report.json", dump_json(report.to_dict()))
+        write_result(args.out / "report.json", report.to_dict())
 
-    versions = library_versions()
-    load = os.getloadavg()
-    print(
-        f"machine: {platform.machine()} {os.cpu_count()} cores, load average "
-        f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at the end, Python {platform.python_version()}"
-    )
-    print(
-        f"vllm {versions['vllm']}, torch {versions['torch']}, transformers {versions['transformers']}"
-    )
+    print(f"machine at the end: {describe(machine())}")
     print(
         f"{BUILTIN_SMOLLM2}{' + adapter ' + args.adapter if args.adapter else ''}: "
         f"{len(tasks)} tasks, max_tokens {args.max_tokens}, {args.repeat} repeat(s)"
