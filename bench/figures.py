@@ -14,7 +14,7 @@ Figures (``--only`` picks some; the default is a-f):
   f  the SmolLM2 smoke subset (``-m smoke``: 19 tasks) at max_tokens 256, fresh cache each run
   g  the preflight's own cost (not in the default set)
 
-Each figure is the median of ``--repeat`` runs (3; ``--quick``: 1 run each and smaller
+Each figure is the median of ``--repeat`` runs (5; ``--quick``: 1 run each and smaller
 settings, for smoke-testing) with the spread (min-max). The scripts beside this file measure;
 each runs as a child process writing its ``--json`` result, which this file turns into rows.
 """
@@ -61,7 +61,7 @@ class Sizes:
 
     @classmethod
     def choose(cls, quick: bool, repeat: int | None) -> Sizes:
-        sizes = cls(1, 16, 64, 32) if quick else cls(3, 64, 512, 256)
+        sizes = cls(1, 16, 64, 32) if quick else cls(5, 64, 512, 256)
         return sizes if repeat is None else replace(sizes, repeat=repeat)
 
 
@@ -331,7 +331,7 @@ def main() -> int:
     )
     parser.add_argument("--quick", action="store_true", help="1 run each, smaller settings")
     parser.add_argument("--only", default=DEFAULT_FIGURES, help="figures, e.g. a,b (default a-f)")
-    parser.add_argument("--repeat", type=int, default=None, help="runs per figure (default 3)")
+    parser.add_argument("--repeat", type=int, default=None, help="runs per figure (default 5)")
     parser.add_argument(
         "--results",
         type=Path,

@@ -111,13 +111,21 @@ class TaskFile(pytest.File):
             )
 
 
-def collect_items(collector: TaskFile) -> list[pytest.Item]:
+def collect_items(collector: pytest.Collector) -> list[pytest.Item]:
     """Every item under ``collector``, for a task file that pytest's own collection did not
-    reach (it lies outside the paths pytest was given, or inside site-packages)."""
+    reach (it lies outside the paths pytest was given, or inside site-packages). Through the
+    same hooks as pytest's own collection (``Session.genitems``), so that the terminal counts
+    the items and plugins that watch collection reports see them."""
+    hook = collector.ihook
+    hook.pytest_collectstart(collector=collector)
+    report = hook.pytest_make_collect_report(collector=collector)
+    hook.pytest_collectreport(report=report)
     items: list[pytest.Item] = []
-    for node in collector.collect():
-        if isinstance(node, pytest.Collector):
-            items.extend(node.collect())  # type: ignore[arg-type]
-        else:
-            items.append(node)
+    if report.passed:
+        for node in report.result:
+            if isinstance(node, pytest.Item):
+                node.ihook.pytest_itemcollected(item=node)
+                items.append(node)
+            else:
+                items.extend(collect_items(node))  # type: ignore[arg-type]
     return items

@@ -183,7 +183,7 @@ class StructevalSession:
             self.evaluation.check_selection(self.selected)
         except InputError as exc:
             raise pytest.UsageError(str(exc)) from None
-        if not self.settings.local_engine or not self.selected:
+        if not self.settings.local_engine or not self.selected or self.config.option.collectonly:
             return
         if self._all_cached():
             self._engine_not_needed = f"not needed: all {len(self.selected)} generations are cached"

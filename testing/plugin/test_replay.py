@@ -241,3 +241,11 @@ def test_snapshots_of_tasks_gone_from_the_task_file_are_reported(suite, pytester
     second.result.stdout.fnmatch_lines(
         ["snapshots: 1 for tasks no longer in one_task.json*gone.json"]
     )
+
+
+def test_collect_only_counts_the_checks_and_the_tasks(suite):
+    from pytest_structeval.preflight import CHECK_NAMES
+
+    run = suite.run(f"--generations={OPEN150_ANSWERS}", "--co", "-q")
+    assert run.result.ret == pytest.ExitCode.OK
+    run.result.stdout.fnmatch_lines([f"{len(CHECK_NAMES) + 150} tests collected*"])
