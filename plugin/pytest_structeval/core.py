@@ -391,7 +391,14 @@ class Evaluation:
         extra_versions: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         """report.json's ``meta`` from the parts of every process (this one's by default)."""
-        parts = list(parts) or [self.local_meta()]
+        # Under xdist one worker generates; the others' backends never started (their
+        # endpoint is None, say). The parts that did the work come first and describe it,
+        # whatever order the workers finished in.
+        work = ("engine_builds", "generated", *SERVED_COUNTERS)
+        parts = sorted(
+            list(parts) or [self.local_meta()],
+            key=lambda part: -sum(int(part.get(counter, 0)) for counter in work),
+        )
         meta: dict[str, Any] = {}
         for part in parts:
             for key, value in part.items():

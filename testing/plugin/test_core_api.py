@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import OPEN150_ANSWERS
+from support import OPEN150, OPEN150_ANSWERS
+
+from pytest_structeval import Evaluation, Settings
 
 # Run in a fresh interpreter: pytest is never imported, and the check at the end proves it.
 CORE_RUN = """
@@ -51,8 +53,6 @@ def core_report(tasks: Path, generations: Path, out: Path) -> dict:
 @pytest.mark.parametrize("source", ["bundled answers", "real submission"])
 def test_the_core_gives_the_plugins_report(suite, tmp_path, source, request):
     if source == "bundled answers":
-        from support import OPEN150
-
         tasks, generations = OPEN150, OPEN150_ANSWERS
     else:
         shared = request.getfixturevalue("shared_data")
@@ -63,3 +63,29 @@ def test_the_core_gives_the_plugins_report(suite, tmp_path, source, request):
     core = core_report(tasks, generations, tmp_path / "core")
     assert comparable(core) == comparable(run.report)
     assert json.loads((tmp_path / "core" / "inference.json").read_text("utf-8")) == run.inference
+
+
+@pytest.mark.parametrize("order", ["generator first", "generator last"])
+def test_meta_describes_the_worker_that_generated(tmp_path, order):
+    """Under xdist the idle worker's backend never started: its ``endpoint`` is None. The
+    merged meta takes the generating worker's description whichever worker finished first."""
+    generator = {
+        "backend": "vllm-serve",
+        "endpoint": "http://127.0.0.1:8123/v1",
+        "servers_started": 1,
+        "generated": 150,
+        "timings": {"generate": 9.0},
+    }
+    idle = {
+        "backend": "vllm-serve",
+        "endpoint": None,
+        "servers_started": 0,
+        "generated": 0,
+        "timings": {},
+    }
+    parts = [generator, idle] if order == "generator first" else [idle, generator]
+    evaluation = Evaluation(Settings(tasks=OPEN150, out_dir=tmp_path))
+    meta = evaluation.meta(parts)
+    assert meta["endpoint"] == "http://127.0.0.1:8123/v1"
+    assert meta["timings"] == {"generate": 9.0}
+    assert (meta["servers_started"], meta["generated"], meta["workers"]) == (1, 150, 2)
