@@ -27,9 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..files import read_json
 from ..tasks import FORMATS
-from .gate import EPS, PairedTest, paired_test
+from .gate import EPS, PairedTest, _is_number, paired_test, read_report, task_records
 from .html import _CSS, _code_block, _delta, _e, _num, _pct, page_head
 
 LABEL_WIDTH = 28  # terminal column for run labels; longer ones are cut with an ellipsis
@@ -55,36 +54,16 @@ class Run:
         return None if record is None else record.get("score")
 
 
-def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def load_run(path: str | os.PathLike[str], *, label: str | None = None) -> Run:
     """Read one report.json (a directory means its ``report.json``) and check what the
     comparison needs: a task list with unique string ids and scores in [0, 1] or null."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "report.json"
     hint = "pass the report.json that a run wrote to its --out directory"
-    report = read_json(path, what="report", error=CompareError)
-    if not isinstance(report, dict):
-        raise CompareError(f"report {path}: expected a JSON object; {hint}")
+    path, report = read_report(path, what="report", hint=hint, error=CompareError)
     summary = report.get("summary")
     tasks = report.get("tasks")
     if not isinstance(summary, dict) or not isinstance(tasks, list):
         raise CompareError(f"report {path}: no 'summary' object and 'tasks' list; {hint}")
-    records: dict[str, Mapping[str, Any]] = {}
-    for index, record in enumerate(tasks):
-        where = f"report {path}: tasks[{index}]"
-        if not isinstance(record, dict) or not isinstance(record.get("task_id"), str):
-            raise CompareError(f"{where} has no string 'task_id'")
-        task_id = record["task_id"]
-        if task_id in records:
-            raise CompareError(f"{where}: task_id {task_id} appears twice")
-        score = record.get("score")
-        if score is not None and not (_number(score) and 0.0 <= score <= 1.0):
-            raise CompareError(f"{where} ({task_id}): score {score!r} is not in [0, 1]")
-        records[task_id] = record
+    records = task_records(tasks, source=f"report {path}", error=CompareError)
     meta = report.get("meta") if isinstance(report.get("meta"), dict) else {}
     return Run(label or default_label(meta, path), str(path), summary, meta, records)
 
@@ -263,7 +242,7 @@ def _cut(label: str) -> str:
 
 
 def _fixed(value: object, digits: int) -> str:
-    return f"{value:.{digits}f}" if _number(value) else "–"
+    return f"{value:.{digits}f}" if _is_number(value) else "–"
 
 
 def _mean(values: Sequence[float]) -> float | None:
