@@ -23,7 +23,7 @@ import difflib
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,6 @@ class Run:
     label: str
     source: str
     summary: Mapping[str, Any]
-    meta: Mapping[str, Any]
     tasks: Mapping[str, Mapping[str, Any]]  # task_id -> record, in the report's order
 
     def score(self, task_id: str) -> float | None:
@@ -65,7 +64,7 @@ def load_run(path: str | os.PathLike[str], *, label: str | None = None) -> Run:
         raise CompareError(f"report {path}: no 'summary' object and 'tasks' list; {hint}")
     records = task_records(tasks, source=f"report {path}", error=CompareError)
     meta = report.get("meta") if isinstance(report.get("meta"), dict) else {}
-    return Run(label or default_label(meta, path), str(path), summary, meta, records)
+    return Run(label or default_label(meta, path), str(path), summary, records)
 
 
 def default_label(meta: Mapping[str, Any], path: Path) -> str:
@@ -95,16 +94,13 @@ def load_runs(
 
 
 def _unique_labels(runs: list[Run]) -> list[Run]:
-    def with_label(run: Run, label: str) -> Run:
-        return Run(label, run.source, run.summary, run.meta, run.tasks)
-
     def duplicated(items: list[Run]) -> set[str]:
         seen = [r.label for r in items]
         return {label for label in seen if seen.count(label) > 1}
 
     clash = duplicated(runs)
     runs = [
-        with_label(r, f"{r.label} ({Path(r.source).parent.name})") if r.label in clash else r
+        replace(r, label=f"{r.label} ({Path(r.source).parent.name})") if r.label in clash else r
         for r in runs
     ]
     counts: dict[str, int] = {}
@@ -113,7 +109,7 @@ def _unique_labels(runs: list[Run]) -> list[Run]:
     for run in runs:
         if run.label in clash:
             counts[run.label] = counts.get(run.label, 0) + 1
-            run = with_label(run, f"{run.label} #{counts[run.label]}")
+            run = replace(run, label=f"{run.label} #{counts[run.label]}")
         out.append(run)
     return out
 
