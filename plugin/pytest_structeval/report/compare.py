@@ -185,9 +185,14 @@ class RunsComparison:
             "disagreements": [t.to_dict() for t in self.disagreements],
         }
 
+    @property
+    def formats(self) -> list[str]:
+        """The formats that some run scored tasks of: the columns of both views."""
+        return [f for f in FORMATS if any(row.by_format.get(f, {}).get("n") for row in self.rows)]
+
     def lines(self) -> list[str]:
         """The terminal view: a row per run, then the disagreeing tasks (the first few)."""
-        fmts = [f for f in FORMATS if any(row.by_format.get(f, {}).get("n") for row in self.rows)]
+        fmts = self.formats
         head = (
             f"{'run':<{LABEL_WIDTH}} {'tasks':>5} {'overall':>8} {'shared':>8} {'Δ ref':>8}  "
             f"{'95% CI':<17} {'':<9}"
@@ -310,7 +315,7 @@ td.best{font-weight:700}.noise{color:var(--muted)}.signal{color:var(--bad);font-
 
 
 def _run_rows(comparison: RunsComparison) -> str:
-    fmts = [f for f in FORMATS if any(row.by_format.get(f, {}).get("n") for row in comparison.rows)]
+    fmts = comparison.formats
     head = (
         "<tr><th>#</th><th>run</th><th class='num'>tasks</th><th class='num'>overall</th>"
         "<th class='num'>shared mean</th><th class='num'>Δ reference</th><th>paired test</th>"
