@@ -40,6 +40,7 @@ from common import (
     machine,
     read_result,
     remove,
+    summary,
     timed_process,
     write_result,
 )
@@ -125,14 +126,7 @@ class Job:
 def _scaled(stats: dict[str, Any], scale: Callable[[float], float]) -> dict[str, Any]:
     """``stats`` of a derived quantity (e.g. tasks/s from seconds): the scale is monotonic, so
     its median is the scaled median."""
-    values = [scale(v) for v in stats["values"]]
-    return {
-        "median": scale(stats["median"]),
-        "min": min(values),
-        "max": max(values),
-        "runs": stats["runs"],
-        "values": values,
-    }
+    return {**summary([scale(v) for v in stats["values"]]), "median": scale(stats["median"])}
 
 
 def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -23,13 +23,12 @@ import difflib
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..files import read_json
 from ..tasks import FORMATS
-from .gate import EPS, PairedTest, paired_test
+from .gate import EPS, PairedTest, _is_number, paired_test, read_report, task_records
 from .html import _CSS, _code_block, _delta, _e, _num, _pct, page_head
 
 LABEL_WIDTH = 28  # terminal column for run labels; longer ones are cut with an ellipsis
@@ -47,7 +46,6 @@ class Run:
     label: str
     source: str
     summary: Mapping[str, Any]
-    meta: Mapping[str, Any]
     tasks: Mapping[str, Mapping[str, Any]]  # task_id -> record, in the report's order
 
     def score(self, task_id: str) -> float | None:
@@ -55,38 +53,18 @@ class Run:
         return None if record is None else record.get("score")
 
 
-def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def load_run(path: str | os.PathLike[str], *, label: str | None = None) -> Run:
     """Read one report.json (a directory means its ``report.json``) and check what the
     comparison needs: a task list with unique string ids and scores in [0, 1] or null."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "report.json"
     hint = "pass the report.json that a run wrote to its --out directory"
-    report = read_json(path, what="report", error=CompareError)
-    if not isinstance(report, dict):
-        raise CompareError(f"report {path}: expected a JSON object; {hint}")
+    path, report = read_report(path, what="report", hint=hint, error=CompareError)
     summary = report.get("summary")
     tasks = report.get("tasks")
     if not isinstance(summary, dict) or not isinstance(tasks, list):
         raise CompareError(f"report {path}: no 'summary' object and 'tasks' list; {hint}")
-    records: dict[str, Mapping[str, Any]] = {}
-    for index, record in enumerate(tasks):
-        where = f"report {path}: tasks[{index}]"
-        if not isinstance(record, dict) or not isinstance(record.get("task_id"), str):
-            raise CompareError(f"{where} has no string 'task_id'")
-        task_id = record["task_id"]
-        if task_id in records:
-            raise CompareError(f"{where}: task_id {task_id} appears twice")
-        score = record.get("score")
-        if score is not None and not (_number(score) and 0.0 <= score <= 1.0):
-            raise CompareError(f"{where} ({task_id}): score {score!r} is not in [0, 1]")
-        records[task_id] = record
+    records = task_records(tasks, source=f"report {path}", error=CompareError)
     meta = report.get("meta") if isinstance(report.get("meta"), dict) else {}
-    return Run(label or default_label(meta, path), str(path), summary, meta, records)
+    return Run(label or default_label(meta, path), str(path), summary, records)
 
 
 def default_label(meta: Mapping[str, Any], path: Path) -> str:
@@ -116,16 +94,13 @@ def load_runs(
 
 
 def _unique_labels(runs: list[Run]) -> list[Run]:
-    def with_label(run: Run, label: str) -> Run:
-        return Run(label, run.source, run.summary, run.meta, run.tasks)
-
     def duplicated(items: list[Run]) -> set[str]:
         seen = [r.label for r in items]
         return {label for label in seen if seen.count(label) > 1}
 
     clash = duplicated(runs)
     runs = [
-        with_label(r, f"{r.label} ({Path(r.source).parent.name})") if r.label in clash else r
+        replace(r, label=f"{r.label} ({Path(r.source).parent.name})") if r.label in clash else r
         for r in runs
     ]
     counts: dict[str, int] = {}
@@ -134,7 +109,7 @@ def _unique_labels(runs: list[Run]) -> list[Run]:
     for run in runs:
         if run.label in clash:
             counts[run.label] = counts.get(run.label, 0) + 1
-            run = with_label(run, f"{run.label} #{counts[run.label]}")
+            run = replace(run, label=f"{run.label} #{counts[run.label]}")
         out.append(run)
     return out
 
@@ -210,9 +185,14 @@ class RunsComparison:
             "disagreements": [t.to_dict() for t in self.disagreements],
         }
 
+    @property
+    def formats(self) -> list[str]:
+        """The formats that some run scored tasks of: the columns of both views."""
+        return [f for f in FORMATS if any(row.by_format.get(f, {}).get("n") for row in self.rows)]
+
     def lines(self) -> list[str]:
         """The terminal view: a row per run, then the disagreeing tasks (the first few)."""
-        fmts = [f for f in FORMATS if any(row.by_format.get(f, {}).get("n") for row in self.rows)]
+        fmts = self.formats
         head = (
             f"{'run':<{LABEL_WIDTH}} {'tasks':>5} {'overall':>8} {'shared':>8} {'Δ ref':>8}  "
             f"{'95% CI':<17} {'':<9}"
@@ -263,7 +243,7 @@ def _cut(label: str) -> str:
 
 
 def _fixed(value: object, digits: int) -> str:
-    return f"{value:.{digits}f}" if _number(value) else "–"
+    return f"{value:.{digits}f}" if _is_number(value) else "–"
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -335,7 +315,7 @@ td.best{font-weight:700}.noise{color:var(--muted)}.signal{color:var(--bad);font-
 
 
 def _run_rows(comparison: RunsComparison) -> str:
-    fmts = [f for f in FORMATS if any(row.by_format.get(f, {}).get("n") for row in comparison.rows)]
+    fmts = comparison.formats
     head = (
         "<tr><th>#</th><th>run</th><th class='num'>tasks</th><th class='num'>overall</th>"
         "<th class='num'>shared mean</th><th class='num'>Δ reference</th><th>paired test</th>"

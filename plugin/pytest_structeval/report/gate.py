@@ -355,18 +355,48 @@ def compare(
     )
 
 
+def read_report(
+    path: str | os.PathLike[str], *, what: str, hint: str, error: type[ValueError]
+) -> tuple[Path, dict[str, Any]]:
+    """The path and content of a report.json (a directory means its ``report.json``) that holds
+    a JSON object; else ``error`` naming ``what`` and the file, ending with ``hint``."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "report.json"
+    report = read_json(path, what=what, error=error)
+    if not isinstance(report, dict):
+        raise error(f"{what} {path}: expected a JSON object; {hint}")
+    return path, report
+
+
+def task_records(
+    tasks: list[Any], *, source: str, error: type[ValueError]
+) -> dict[str, dict[str, Any]]:
+    """task_id -> record of a report's ``tasks`` list, in its order. Every record needs a
+    unique string ``task_id`` and a score in [0, 1] or null; else ``error`` is raised, its
+    message starting with ``source`` (``"<what> <path>"``)."""
+    records: dict[str, dict[str, Any]] = {}
+    for index, record in enumerate(tasks):
+        where = f"{source}: tasks[{index}]"
+        if not isinstance(record, dict) or not isinstance(record.get("task_id"), str):
+            raise error(f"{where} has no string 'task_id'")
+        task_id = record["task_id"]
+        if task_id in records:
+            raise error(f"{where}: task_id {task_id} appears twice")
+        score = record.get("score")
+        if score is not None and not (_is_number(score) and 0.0 <= score <= 1.0):
+            raise error(f"{where} ({task_id}): score {score!r} is not in [0, 1]")
+        records[task_id] = record
+    return records
+
+
 def load_baseline(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read and check a baseline report.json (a directory means its ``report.json``).
 
     Raises ``BaselineError`` naming the file and what is wrong with it.
     """
-    path = Path(path)
-    if path.is_dir():
-        path = path / "report.json"
     hint = "pass the report.json written to --out by an earlier run"
-    report = read_json(path, what="baseline report", error=BaselineError)
-    if not isinstance(report, dict):
-        raise BaselineError(f"baseline report {path}: expected a JSON object; {hint}")
+    path, report = read_report(path, what="baseline report", hint=hint, error=BaselineError)
     summary = report.get("summary")
     overall = summary.get("overall") if isinstance(summary, dict) else None
     if not _is_number(overall):
@@ -374,17 +404,7 @@ def load_baseline(path: str | os.PathLike[str]) -> dict[str, Any]:
     tasks = report.get("tasks")
     if not isinstance(tasks, list) or not tasks:
         raise BaselineError(f"baseline report {path}: no 'tasks' list; {hint}")
-    seen: set[str] = set()
-    for i, task in enumerate(tasks):
-        where = f"baseline report {path}: tasks[{i}]"
-        if not isinstance(task, dict) or not isinstance(task.get("task_id"), str):
-            raise BaselineError(f"{where} has no string 'task_id'")
-        if task["task_id"] in seen:
-            raise BaselineError(f"{where}: task_id {task['task_id']} appears twice")
-        seen.add(task["task_id"])
-        score = task.get("score")
-        if score is not None and not (_is_number(score) and 0.0 <= score <= 1.0):
-            raise BaselineError(f"{where} ({task['task_id']}): score {score!r} is not in [0, 1]")
+    task_records(tasks, source=f"baseline report {path}", error=BaselineError)
     return report
 
 

@@ -18,8 +18,8 @@ from ..tasks import FORMATS
 STATUS_ORDER = ("failed", "xfailed", "passed", "skipped")
 CODE_DISPLAY_LIMIT = 20_000  # characters of code/generation shown per task; the rest is cut
 CONTEXT_LINES = 3  # lines shown around an error that lies beyond the displayed part
-MAX_LISTED_PATHS = 3
-MAX_OPEN_CHANGES = 20  # the changed-tasks table starts folded when longer  # missing paths shown in the table cell; the details show all
+MAX_LISTED_PATHS = 3  # missing paths shown in the table cell; the details show all
+MAX_OPEN_CHANGES = 20  # the changed-tasks table starts folded when longer
 
 _CSS = """
 :root{--ok:#1a7f37;--bad:#cf222e;--warn:#9a6700;--muted:#656d76;--line:#d0d7de;--bg2:#f6f8fa}
