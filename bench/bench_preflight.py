@@ -108,6 +108,8 @@ class _Process(ctypes.Structure):
 
 def _nvml_processes() -> tuple[list[int], int] | None:
     """PIDs with a context on GPU 0 (as NVML lists them) and its used memory, or None."""
+    from pytest_structeval.preflight.probes import _Memory
+
     try:
         lib = ctypes.CDLL("libnvidia-ml.so.1")
     except OSError:
@@ -119,15 +121,7 @@ def _nvml_processes() -> tuple[list[int], int] | None:
     procs = (_Process * 64)()
     rc = lib.nvmlDeviceGetComputeRunningProcesses_v3(handle, ctypes.byref(count), procs)
     pids = [procs[i].pid for i in range(count.value)] if rc == 0 else [-rc]
-
-    class Memory(ctypes.Structure):
-        _fields_ = [
-            ("total", ctypes.c_ulonglong),
-            ("free", ctypes.c_ulonglong),
-            ("used", ctypes.c_ulonglong),
-        ]
-
-    memory = Memory()
+    memory = _Memory()
     lib.nvmlDeviceGetMemoryInfo(handle, ctypes.byref(memory))
     return pids, memory.used
 

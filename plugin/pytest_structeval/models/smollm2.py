@@ -27,11 +27,12 @@ of the same bytes, on two machines, then share cached generations.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import importlib.util
 import os
 from pathlib import Path
+
+from ..backends.identity import _sha256_file
 
 # Bump when the recipe changes, so a cached build from an older recipe is not reused.
 RECIPE_VERSION = 1
@@ -92,14 +93,6 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def build_smollm2(target: Path) -> Path:
     """Convert the packaged GGUF into a Hugging Face checkpoint in ``target`` and return it.
 
@@ -109,7 +102,7 @@ def build_smollm2(target: Path) -> Path:
     if reason is not None:
         raise SmolLM2Unavailable(reason)
     source = gguf_path()
-    found = _sha256(source)
+    found = _sha256_file(source)
     if found != GGUF_SHA256:
         raise SmolLM2Unavailable(
             f"{source} has sha256 {found}, not the {GGUF_SHA256} of {PACKAGE} {PACKAGE_VERSION}; "

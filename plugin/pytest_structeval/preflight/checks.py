@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from ..models import BUILTIN_TINY
+from ..settings import DEFAULT_MODEL, DEFAULT_OUT
 from . import facts, probes
 from .model_files import ModelFiles, inspect_adapter, resolve_model_files
 from .results import GIB, MIB, CheckResult, failed, gib, passed, skipped
@@ -53,10 +54,6 @@ __all__ = ["CHECK_NAMES", "Check", "CheckResult", "PreflightConfig", "main", "pr
 
 Device = Literal["auto", "cuda", "cpu"]
 
-# Same default as options.DEFAULT_MODEL; options imports pytest, which the standalone run must
-# not need.
-DEFAULT_MODEL = "Qwen/Qwen3-4B-Instruct-2507"
-DEFAULT_OUT = "structeval-out"
 REPLAY_NO_ENGINE = "replay (--generations): no engine starts"
 REPLAY_NO_MODEL = "replay (--generations): no model is loaded"
 
@@ -257,11 +254,6 @@ class _Env:
         self._probes: dict[tuple[str, ...], Future[dict[str, object]]] = {}
         self._probes_started = False
 
-    @property
-    def no_engine(self) -> str | None:
-        """Why no local engine will start, or None when one will."""
-        return self.cfg.engine_not_needed
-
     def version(self, name: str) -> str | None:
         if name not in self._versions:
             self._versions[name] = _dist_version(name)
@@ -416,7 +408,7 @@ class Need:
     early: bool = True
 
 
-ENGINE = Need("a local engine", lambda env: env.no_engine)
+ENGINE = Need("a local engine", lambda env: env.cfg.engine_not_needed)
 MODEL = Need("a model", lambda env: env.cfg.model_not_needed)
 ADAPTER = Need("an adapter", lambda env: None if env.cfg.adapter is not None else "no --adapter")
 VLLM_INSTALLED = Need(
@@ -865,7 +857,7 @@ def _model_fits(env: _Env) -> CheckResult:
     if dtype in _BYTES_PER_PARAM and stored:
         size = size / stored * _BYTES_PER_PARAM[dtype]
     if env.device == "cuda":
-        gpu = None if "error" in env.nvml else env.selected_gpu()
+        gpu = env.selected_gpu()
         if gpu is None:
             return skipped("no GPU to compare with (see cuda-device-visible)")
         budget = env.memory_utilization() * float(gpu["total"])  # type: ignore[arg-type]

@@ -131,9 +131,9 @@ def _hf_cache_dir() -> Path:
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "huggingface" / "hub"
 
 
-def _cached_snapshot(repo_id: str, kind: str = "models") -> Path | None:
+def _cached_snapshot(repo_id: str) -> Path | None:
     """The snapshot ``main`` points to in the local HF cache (else the newest one), or None."""
-    repo = _hf_cache_dir() / f"{kind}--{repo_id.replace('/', '--')}"
+    repo = _hf_cache_dir() / f"models--{repo_id.replace('/', '--')}"
     snapshots = repo / "snapshots"
     ref = repo / "refs" / "main"
     if ref.is_file():
