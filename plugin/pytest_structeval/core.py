@@ -33,7 +33,7 @@ from .files import dump_json, write_atomic
 from .report.report import Report
 from .scoring import TaskScore, score_task
 from .settings import Settings
-from .tasks import InputError, Task, TaskSet, load_generations
+from .tasks import Task, TaskSet, check_generations, load_generations
 
 Verdict = Literal["pass", "fail", "xfail"]
 # A verdict as the outcome of the test that reports it (report.json's ``status``).
@@ -289,16 +289,10 @@ class Evaluation:
 
     def check_selection(self, tasks: Sequence[Task]) -> None:
         """Raise ``InputError`` when a replay lacks a generation for a selected task."""
-        if self.replay_generations is None:
-            return
-        missing = [t.task_id for t in tasks if t.task_id not in self.replay_generations]
-        if missing:
-            shown = ", ".join(missing[:3]) + (
-                f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-            )
-            raise InputError(
-                f"{self.settings.generations}: no generation for {len(missing)} selected "
-                f"task(s): {shown}"
+        if self.replay_generations is not None:
+            assert self.settings.generations is not None
+            check_generations(
+                self.settings.generations, self.replay_generations, (t.task_id for t in tasks)
             )
 
     def validate_engine_args(self) -> None:
