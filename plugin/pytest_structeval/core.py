@@ -38,10 +38,10 @@ from .tasks import Task, TaskSet, check_generations, load_generations
 Verdict = Literal["pass", "fail", "xfail"]
 # A verdict as the outcome of the test that reports it (report.json's ``status``).
 STATUS: dict[str, str] = {"pass": "passed", "fail": "failed", "xfail": "xfailed"}
-# Counted per process and summed over xdist workers in report.json's meta, besides engine
-# builds, generations and cache hits: tasks whose requests finally failed, requests sent again,
-# and vLLM servers started.
-SERVED_COUNTERS = ("failed", "retries", "servers_started")
+# Counted per process and summed over xdist workers in report.json's meta: engine builds,
+# generations, cache hits, tasks whose requests finally failed, requests sent again, and vLLM
+# servers started.
+COUNTERS = ("engine_builds", "generated", "cache_hits", "failed", "retries", "servers_started")
 PhaseCallback = Callable[[str], None]
 
 
@@ -371,10 +371,7 @@ class Evaluation:
         backend = self._backend
         return {
             **backend.meta(),
-            "engine_builds": backend.stats.engine_builds,
-            "generated": backend.stats.generated,
-            "cache_hits": backend.stats.cache_hits,
-            **{name: getattr(backend.stats, name) for name in SERVED_COUNTERS},
+            **{name: getattr(backend.stats, name) for name in COUNTERS},
             "timings": {**backend.stats.timings, **self.timings},
         }
 
@@ -387,8 +384,9 @@ class Evaluation:
         """report.json's ``meta`` from the parts of every process (this one's by default)."""
         # Under xdist one worker generates; the others' backends never started (their
         # endpoint is None, say). The parts that did the work come first and describe it,
-        # whatever order the workers finished in.
-        work = ("engine_builds", "generated", *SERVED_COUNTERS)
+        # whatever order the workers finished in. Cache hits are no such work: a worker that
+        # waited reads every generation from the cache.
+        work = [counter for counter in COUNTERS if counter != "cache_hits"]
         parts = sorted(
             list(parts) or [self.local_meta()],
             key=lambda part: -sum(int(part.get(counter, 0)) for counter in work),
@@ -397,7 +395,7 @@ class Evaluation:
         for part in parts:
             for key, value in part.items():
                 meta.setdefault(key, value)
-        for counter in ("engine_builds", "generated", "cache_hits", *SERVED_COUNTERS):
+        for counter in COUNTERS:
             meta[counter] = sum(int(p.get(counter, 0)) for p in parts)
         meta.setdefault("backend", "replay" if self.settings.replay else "vllm")
         meta.setdefault("model", None if self.settings.replay else self.settings.model)
