@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import SHARED_DATA, Suite, build_lora_adapter
+from support import SHARED_DATA, XDIST_WORKER_VARS, Suite, build_lora_adapter
 
 from pytest_structeval.files import CACHE_ENV
 
@@ -38,7 +38,7 @@ def _a_cache_of_our_own(tmp_path_factory: pytest.TempPathFactory) -> Iterator[No
 def _inner_runs_are_not_xdist_workers(monkeypatch: pytest.MonkeyPatch) -> None:
     """When this suite itself runs under ``-n``, the variables xdist sets for its workers would
     make the runs that pytester starts (syrupy and our plugin read them) behave as workers."""
-    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+    for name in XDIST_WORKER_VARS:
         monkeypatch.delenv(name, raising=False)
 
 

@@ -19,11 +19,14 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 TASKSETS = REPO / "plugin" / "pytest_structeval" / "tasksets"
 OPEN150 = TASKSETS / "open150.json"
 OPEN150_ANSWERS = TASKSETS / "open150.answers.json"
+# What xdist sets in its workers' environment; a run these tests start must not inherit them,
+# or syrupy and the plugin would take it for a worker.
+XDIST_WORKER_VARS = ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID")
 
 
-@dataclass
-class SuiteRun:
-    result: pytest.RunResult
+class Outputs:
+    """The files a finished run wrote to its --out directory ``out``."""
+
     out: Path
 
     @property
@@ -33,6 +36,12 @@ class SuiteRun:
     @property
     def inference(self) -> list[dict[str, str]]:
         return json.loads((self.out / "inference.json").read_text(encoding="utf-8"))
+
+
+@dataclass
+class SuiteRun(Outputs):
+    result: pytest.RunResult
+    out: Path
 
 
 class Suite:
@@ -53,20 +62,12 @@ class Suite:
 
 
 @dataclass
-class Run:
+class Run(Outputs):
     """A finished ``python -m pytest`` process and its --out directory."""
 
     returncode: int
     output: str
     out: Path
-
-    @property
-    def report(self) -> dict[str, Any]:
-        return json.loads((self.out / "report.json").read_text(encoding="utf-8"))
-
-    @property
-    def inference(self) -> list[dict[str, str]]:
-        return json.loads((self.out / "inference.json").read_text(encoding="utf-8"))
 
 
 def run_pytest(
@@ -78,7 +79,7 @@ def run_pytest(
     extra = dict(env or {})
     paths = [str(project), extra.pop("PYTHONPATH", ""), os.environ.get("PYTHONPATH", "")]
     full = {**os.environ, **extra, "PYTHONPATH": os.pathsep.join(filter(None, paths))}
-    for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+    for var in XDIST_WORKER_VARS:
         full.pop(var, None)
     out = project / name
     done = subprocess.run(

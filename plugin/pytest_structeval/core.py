@@ -33,15 +33,15 @@ from .files import dump_json, write_atomic
 from .report.report import Report
 from .scoring import TaskScore, score_task
 from .settings import Settings
-from .tasks import InputError, Task, TaskSet, load_generations
+from .tasks import Task, TaskSet, check_generations, load_generations
 
 Verdict = Literal["pass", "fail", "xfail"]
 # A verdict as the outcome of the test that reports it (report.json's ``status``).
 STATUS: dict[str, str] = {"pass": "passed", "fail": "failed", "xfail": "xfailed"}
-# Counted per process and summed over xdist workers in report.json's meta, besides engine
-# builds, generations and cache hits: tasks whose requests finally failed, requests sent again,
-# and vLLM servers started.
-SERVED_COUNTERS = ("failed", "retries", "servers_started")
+# Counted per process and summed over xdist workers in report.json's meta: engine builds,
+# generations, cache hits, tasks whose requests finally failed, requests sent again, and vLLM
+# servers started.
+COUNTERS = ("engine_builds", "generated", "cache_hits", "failed", "retries", "servers_started")
 PhaseCallback = Callable[[str], None]
 
 
@@ -289,16 +289,10 @@ class Evaluation:
 
     def check_selection(self, tasks: Sequence[Task]) -> None:
         """Raise ``InputError`` when a replay lacks a generation for a selected task."""
-        if self.replay_generations is None:
-            return
-        missing = [t.task_id for t in tasks if t.task_id not in self.replay_generations]
-        if missing:
-            shown = ", ".join(missing[:3]) + (
-                f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-            )
-            raise InputError(
-                f"{self.settings.generations}: no generation for {len(missing)} selected "
-                f"task(s): {shown}"
+        if self.replay_generations is not None:
+            assert self.settings.generations is not None
+            check_generations(
+                self.settings.generations, self.replay_generations, (t.task_id for t in tasks)
             )
 
     def validate_engine_args(self) -> None:
@@ -377,10 +371,7 @@ class Evaluation:
         backend = self._backend
         return {
             **backend.meta(),
-            "engine_builds": backend.stats.engine_builds,
-            "generated": backend.stats.generated,
-            "cache_hits": backend.stats.cache_hits,
-            **{name: getattr(backend.stats, name) for name in SERVED_COUNTERS},
+            **{name: getattr(backend.stats, name) for name in COUNTERS},
             "timings": {**backend.stats.timings, **self.timings},
         }
 
@@ -393,8 +384,9 @@ class Evaluation:
         """report.json's ``meta`` from the parts of every process (this one's by default)."""
         # Under xdist one worker generates; the others' backends never started (their
         # endpoint is None, say). The parts that did the work come first and describe it,
-        # whatever order the workers finished in.
-        work = ("engine_builds", "generated", *SERVED_COUNTERS)
+        # whatever order the workers finished in. Cache hits are no such work: a worker that
+        # waited reads every generation from the cache.
+        work = [counter for counter in COUNTERS if counter != "cache_hits"]
         parts = sorted(
             list(parts) or [self.local_meta()],
             key=lambda part: -sum(int(part.get(counter, 0)) for counter in work),
@@ -403,7 +395,7 @@ class Evaluation:
         for part in parts:
             for key, value in part.items():
                 meta.setdefault(key, value)
-        for counter in ("engine_builds", "generated", "cache_hits", *SERVED_COUNTERS):
+        for counter in COUNTERS:
             meta[counter] = sum(int(p.get(counter, 0)) for p in parts)
         meta.setdefault("backend", "replay" if self.settings.replay else "vllm")
         meta.setdefault("model", None if self.settings.replay else self.settings.model)

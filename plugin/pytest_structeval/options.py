@@ -121,32 +121,35 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="structeval_max_tokens",
         metavar="N",
         type=_positive_int,
-        default=4096,
-        help="tokens to generate per task (default: 4096, as the official notebook).",
+        default=Settings.max_tokens,
+        help=f"tokens to generate per task (default: {Settings.max_tokens}, as the official "
+        "notebook).",
     )
     group.addoption(
         "--temperature",
         dest="structeval_temperature",
         metavar="T",
         type=_non_negative_float,
-        default=0.0,
-        help="sampling temperature (default: 0, greedy, as the official notebook).",
+        default=Settings.temperature,
+        help=f"sampling temperature (default: {Settings.temperature:g}, greedy, as the official "
+        "notebook).",
     )
     group.addoption(
         "--seed",
         dest="structeval_seed",
         metavar="N",
         type=int,
-        default=0,
-        help="sampling seed given to vLLM (default: 0).",
+        default=Settings.seed,
+        help=f"sampling seed given to vLLM (default: {Settings.seed}).",
     )
     group.addoption(
         "--max-model-len",
         dest="structeval_max_model_len",
         metavar="N",
         type=_positive_int,
-        default=4096,
-        help="engine context length (default: 4096, as the official notebook).",
+        default=Settings.max_model_len,
+        help=f"engine context length (default: {Settings.max_model_len}, as the official "
+        "notebook).",
     )
     group.addoption(
         "--gpu-memory-utilization",
@@ -160,9 +163,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--dtype",
         dest="structeval_dtype",
         metavar="DTYPE",
-        default="auto",
+        default=Settings.dtype,
         choices=DTYPES,
-        help="model dtype (default: auto; float32 on CPU, where vLLM's bf16 kernels crash).",
+        help=f"model dtype (default: {Settings.dtype}; float32 on CPU, where vLLM's bf16 kernels "
+        "crash).",
     )
     group.addoption(
         "--vllm-arg",
@@ -217,8 +221,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="structeval_request_timeout",
         metavar="S",
         type=_positive_float,
-        default=600.0,
-        help="seconds one request to a server may take, queueing included (default: 600).",
+        default=Settings.request_timeout,
+        help="seconds one request to a server may take, queueing included "
+        f"(default: {Settings.request_timeout:g}).",
     )
     group.addoption(
         "--structured-outputs",
@@ -255,7 +260,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--scoring-mode",
         dest="structeval_scoring_mode",
         choices=SCORING_MODES,
-        default="upstream",
+        default=Settings.scoring_mode,
         help="upstream: score as StructEval does (default); strict: competitor-style checks.",
     )
     group.addoption(
@@ -279,9 +284,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="structeval_max_drop",
         metavar="D",
         type=_non_negative_float,
-        default=0.01,
+        default=Settings.max_drop,
         help="with --baseline, fail the session when the overall score drops "
-        "by more than D (default: 0.01).",
+        f"by more than D (default: {Settings.max_drop:g}).",
     )
     group.addoption(
         "--strict-regressions",
@@ -312,8 +317,6 @@ class Options:
     settings: Settings
     # An evaluation option was given on the command line (see EVALUATION_OPTIONS).
     requested: bool
-    # --tasks or the structeval_tasks ini key named a file (else the bundled set).
-    tasks_explicit: bool
     snapshot_dir: Path
 
 
@@ -328,13 +331,12 @@ def read_options(config: pytest.Config) -> Options:
     def path(value: str | None) -> Path | None:
         return (root / value).resolve() if value else None
 
-    tasks_value = opt("tasks") or config.getini("structeval_tasks") or None
     weights_text = opt("format_weights") or config.getini("structeval_format_weights") or ""
     snapshots = path(opt("snapshot_dir") or config.getini("structeval_snapshot_dir"))
     try:
         settings = Settings(
             model=opt("model") or config.getini("structeval_model"),
-            tasks=path(tasks_value) or BUNDLED_TASKS,
+            tasks=path(opt("tasks") or config.getini("structeval_tasks")) or BUNDLED_TASKS,
             generations=path(opt("generations")),
             out_dir=path(opt("out") or config.getini("structeval_out")) or root / DEFAULT_OUT,
             adapter=opt("adapter"),
@@ -367,6 +369,5 @@ def read_options(config: pytest.Config) -> Options:
     return Options(
         settings=settings,
         requested=any(opt(name) not in (None, False) for name in EVALUATION_OPTIONS),
-        tasks_explicit=tasks_value is not None,
         snapshot_dir=snapshots or config.rootpath / SNAPSHOT_DIRNAME,
     )

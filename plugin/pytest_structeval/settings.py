@@ -12,7 +12,6 @@ max_model_len 4096 (vLLM: the model's whole context).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -129,9 +128,7 @@ class Settings:
     strict_regressions: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("tasks", "out_dir", "cache_dir"):
-            object.__setattr__(self, name, _path(getattr(self, name)))
-        for name in ("generations", "baseline"):
+        for name in ("tasks", "out_dir", "cache_dir", "generations", "baseline"):
             object.__setattr__(self, name, _path(getattr(self, name)))
         object.__setattr__(self, "vllm_args", dict(self.vllm_args))
         if self.format_weights is not None:
@@ -184,6 +181,3 @@ class Settings:
     def local_engine(self) -> bool:
         """Whether an engine runs on this machine (in-process, or the session's server)."""
         return self.generations is None and self.endpoint is None
-
-    def replace(self, **changes: object) -> Settings:
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]

@@ -7,7 +7,7 @@ validation lives here and runs before any engine starts. Errors name the file an
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
@@ -182,11 +182,19 @@ def load_generations(
                 f"{where}: generation must be a string, got {type(generation).__name__}"
             )
         generations[task_id] = generation
-    wanted = list(selected) if selected is not None else [t.task_id for t in tasks]
-    missing = [task_id for task_id in wanted if task_id not in generations]
+    check_generations(
+        path, generations, selected if selected is not None else [t.task_id for t in tasks]
+    )
+    return generations
+
+
+def check_generations(
+    path: str | os.PathLike[str], generations: Mapping[str, str], task_ids: Iterable[str]
+) -> None:
+    """Raise ``InputError`` when the generations read from ``path`` lack one of ``task_ids``."""
+    missing = [task_id for task_id in task_ids if task_id not in generations]
     if missing:
         shown = ", ".join(missing[:3]) + (
             f" and {len(missing) - 3} more" if len(missing) > 3 else ""
         )
         raise InputError(f"{path}: no generation for {len(missing)} selected task(s): {shown}")
-    return generations

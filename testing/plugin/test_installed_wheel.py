@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from support import OPEN150_ANSWERS, REPO
+from support import OPEN150_ANSWERS, REPO, XDIST_WORKER_VARS
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def pytest_in(project: Path, site: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(site)}
-    for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+    for var in XDIST_WORKER_VARS:
         env.pop(var, None)
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
