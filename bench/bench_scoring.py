@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import math
 import os
 import statistics
@@ -34,7 +33,7 @@ from pytest_structeval.report.aggregate import summarize
 from pytest_structeval.scoring.cost import CostedTomlDecoder, WorkMeter
 from pytest_structeval.scoring.score import score_task
 from pytest_structeval.scoring.yaml_upstream import UpstreamLoader, safe_load
-from pytest_structeval.tasks import Task, TaskSet
+from pytest_structeval.tasks import Task, TaskSet, load_generations
 
 DATA = SHARED_DATA
 
@@ -45,10 +44,6 @@ def pearson(xs: list[float], ys: list[float]) -> float:
     sxx = sum((x - mx) ** 2 for x in xs)
     syy = sum((y - my) ** 2 for y in ys)
     return sxy / (sxx * syy) ** 0.5
-
-
-def read_generations(path: Path) -> dict[str, str]:
-    return {g["task_id"]: g["generation"] for g in json.loads(path.read_text(encoding="utf-8"))}
 
 
 def score_file(tasks: TaskSet, generations: dict[str, str]) -> list:
@@ -75,7 +70,7 @@ def measure_timing(tasks: TaskSet, runs: int) -> dict[str, dict[str, Any]]:
     """Per inference file: its size, and the CPU and wall seconds of scoring all its tasks."""
     files = {}
     for path in sorted((DATA / "inference").glob("*.json")):
-        generations = read_generations(path)
+        generations = load_generations(path, tasks)
         cpu, wall = timed(lambda g=generations: score_file(tasks, g), runs)
         files[path.name] = {
             "tasks": len(tasks),
@@ -101,11 +96,13 @@ def measure_tracking(tasks: TaskSet) -> dict[str, Any]:
     rows = []
     for path in sorted((DATA / "inference").glob("scored_*.json")):
         official = float(path.stem.split("_", 1)[1])
-        rows.append((path.name, official, summarize(score_file(tasks, read_generations(path)))))
+        rows.append(
+            (path.name, official, summarize(score_file(tasks, load_generations(path, tasks))))
+        )
     officials = [r[1] for r in rows]
     overall = [r[2]["overall"] for r in rows]
     unscored = {
-        path.name: summarize(score_file(tasks, read_generations(path)))
+        path.name: summarize(score_file(tasks, load_generations(path, tasks)))
         for path in sorted((DATA / "inference").glob("*__unscored.json"))
     }
     return {

@@ -16,6 +16,7 @@ import toml
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import OPEN150_ANSWERS
 
 from pytest_structeval.scoring.cost import (
     _JSON_STRING,
@@ -31,7 +32,7 @@ from pytest_structeval.scoring.yaml_upstream import UpstreamLoader
 from pytest_structeval.tasks import BUNDLED_TASKS, TaskSet, load_generations
 
 TASKS = TaskSet.load(BUNDLED_TASKS)
-ANSWERS = load_generations(BUNDLED_TASKS.parent / "open150.answers.json", TASKS)
+ANSWERS = load_generations(OPEN150_ANSWERS, TASKS)
 
 
 def _naive_depth(text: str, strings: re.Pattern[str]) -> int:
@@ -73,6 +74,13 @@ def test_toml_nesting_guard_only_refuses_what_uiri_toml_cannot_parse_either():
         assert parse(text, "toml").ok, text[:20]
 
 
+def _costed_toml(text: str) -> object:
+    """``toml.loads`` through the costed decoder, unbudgeted."""
+    decoder = CostedTomlDecoder(WorkMeter("test", math.inf))
+    decoder.start(text)
+    return toml.loads(text, decoder=decoder)
+
+
 def _threshold(load, make) -> int:
     """The deepest nesting ``load`` accepts before RecursionError (binary search)."""
     low, high = 1, 2000
@@ -89,11 +97,6 @@ def _threshold(load, make) -> int:
 def test_the_meters_leave_the_recursion_limit_where_upstream_has_it():
     # Metering adds no frame to the parsers' recursion, so deep documents fail (or parse) at
     # the same depth as with the stock parsers called from the same place.
-    def costed_toml(text: str) -> object:
-        decoder = CostedTomlDecoder(WorkMeter("test", math.inf))
-        decoder.start(text)
-        return toml.loads(text, decoder=decoder)
-
     def stock_toml(text: str) -> object:
         decoder = toml.TomlDecoder(dict)
         return toml.loads(text, decoder=decoder)
@@ -101,7 +104,7 @@ def test_the_meters_leave_the_recursion_limit_where_upstream_has_it():
     arrays = lambda n: "a = " + "[" * n + "1" + "]" * n  # noqa: E731
     tables = lambda n: "a = " + "{b = " * n + "1" + "}" * n  # noqa: E731
     for make in (arrays, tables):
-        assert _threshold(costed_toml, make) == _threshold(stock_toml, make)
+        assert _threshold(_costed_toml, make) == _threshold(stock_toml, make)
 
     def metered_yaml(text: str) -> object:
         return UpstreamLoader(text, math.inf).load()
@@ -123,11 +126,6 @@ def _toml_outcome(load, text: str) -> tuple:
 
 
 def test_the_costed_toml_decoder_decodes_as_uiri_toml():
-    def costed(text: str) -> object:
-        decoder = CostedTomlDecoder(WorkMeter("test", math.inf))
-        decoder.start(text)
-        return toml.loads(text, decoder=decoder)
-
     rng = random.Random(10)
     texts = [ANSWERS[t.task_id] for t in TASKS if t.output_type == "TOML"]
     texts += ['["a.b"]\nx = 1', "a=x=1", 'a = {b = "x,y", c = [1, 2]}', "a = [[1], [2, 3]]"]
@@ -138,7 +136,7 @@ def test_the_costed_toml_decoder_decodes_as_uiri_toml():
             lines[i] = rng.choice([lines[i][:-1], lines[i] + ",", "  " + lines[i], "[x]"])
             texts.append("\n".join(lines))
     for text in texts:
-        assert _toml_outcome(costed, text) == _toml_outcome(toml.loads, text), text[:200]
+        assert _toml_outcome(_costed_toml, text) == _toml_outcome(toml.loads, text), text[:200]
 
 
 # What a 32k-token generation can hold, at its densest: none of it may be refused.

@@ -4,6 +4,7 @@ import re
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from upstream_oracle import FENCE, FLAGS, TAGS
 
 from pytest_structeval.scoring.extract import extract_code, preprocess
 
@@ -65,16 +66,13 @@ def test_strict_mode_skips_decode():
 def _reference(text: str) -> str:
     """The upstream regexes, for equivalence on small inputs."""
     text, _, _ = preprocess(text)
-    pattern_a = r"<\|BEGIN_CODE\|>[ \t]*\n?(.*?)(?:<\|END_CODE\|>|$)"
-    pattern_b = r"```[^\n]*\n(.*?)(?:```|$)"
-    flags = re.DOTALL | re.IGNORECASE
-    found = re.search(f"{pattern_a}|{pattern_b}", text, flags)
+    found = re.search(f"{TAGS}|{FENCE}", text, FLAGS)
     code = (
         (found.group(1) if found.group(1) is not None else found.group(2)).strip()
         if found
         else text.strip()
     )
-    fence = re.search(pattern_b, text, flags)
+    fence = re.search(FENCE, text, FLAGS)
     if fence:
         code = fence.group(1).strip()
     return code
@@ -109,9 +107,7 @@ def _upstream_raises(text: str) -> bool:
     """Upstream takes ``group(1) or group(2)`` of its first search and strips it: None (an
     empty tag payload, the fence group absent) raises AttributeError."""
     text, _, _ = preprocess(text)
-    pattern_a = r"<\|BEGIN_CODE\|>[ \t]*\n?(.*?)(?:<\|END_CODE\|>|$)"
-    pattern_b = r"```[^\n]*\n(.*?)(?:```|$)"
-    found = re.search(f"{pattern_a}|{pattern_b}", text, re.DOTALL | re.IGNORECASE)
+    found = re.search(f"{TAGS}|{FENCE}", text, FLAGS)
     return found is not None and (found.group(1) or found.group(2)) is None
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+import upstream_oracle
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -103,31 +104,6 @@ _trees = st.recursive(
 )
 
 
-def _walk(node, tokens):
-    """Direct transcription of the recursive upstream matcher, as an oracle."""
-    if not tokens:
-        return True
-    token, rest = tokens[0], tokens[1:]
-    if isinstance(node, dict) and "csv_headers" in node and token.startswith("csv::"):
-        return (
-            isinstance(node["csv_headers"], list) and token[5:] in node["csv_headers"] and not rest
-        )
-    if token == "*":
-        return isinstance(node, list) and any(_walk(item, rest) for item in node)
-    if token.startswith("[") and token.endswith("]"):
-        try:
-            index = int(token[1:-1])
-        except ValueError:
-            return False
-        return isinstance(node, list) and 0 <= index < len(node) and _walk(node[index], rest)
-    if isinstance(node, dict):
-        if token in node:
-            return _walk(node[token], rest)
-        if token.startswith("@") and token[1:] in node:
-            return _walk(node[token[1:]], rest)
-    return False
-
-
 _path_parts = st.lists(
     st.sampled_from(["a", "b", "x", "@a", "#b", "*", "[0]", "[1]", "[-1]", "[*]", "`a.b`"]),
     max_size=5,
@@ -138,7 +114,7 @@ _path_parts = st.lists(
 @given(_trees, _path_parts)
 def test_matcher_agrees_with_recursive_oracle(tree, parts):
     path = ".".join(parts).replace(".[", "[")
-    assert path_exists(tree, path) is _walk(tree, tokenize_path(path))
+    assert path_exists(tree, path) is upstream_oracle.exists(tree, tokenize_path(path))
 
 
 @st.composite
@@ -158,7 +134,7 @@ def _dags(draw: st.DrawFn) -> object:
 @given(_dags(), _path_parts)
 def test_matcher_agrees_with_recursive_oracle_on_shared_nodes(dag, parts):
     path = ".".join(parts).replace(".[", "[")
-    assert path_exists(dag, path) is _walk(dag, tokenize_path(path))
+    assert path_exists(dag, path) is upstream_oracle.exists(dag, tokenize_path(path))
 
 
 @settings(max_examples=300, deadline=None)

@@ -12,12 +12,13 @@ import pytest
 import toml
 import upstream_oracle
 import yaml
+from support import OPEN150_ANSWERS
 
 from pytest_structeval.scoring.score import score_task
 from pytest_structeval.tasks import BUNDLED_TASKS, Task, TaskSet, load_generations
 
 TASKS = TaskSet.load(BUNDLED_TASKS)
-ANSWERS = load_generations(BUNDLED_TASKS.parent / "open150.answers.json", TASKS)
+ANSWERS = load_generations(OPEN150_ANSWERS, TASKS)
 
 
 def _task(output_type: str, paths: tuple[str, ...]) -> Task:

@@ -16,6 +16,7 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import OPEN150_ANSWERS
 
 from pytest_structeval.scoring.cost import WORK_BUDGET, TooCostly
 from pytest_structeval.scoring.extract import as_returned, extract_code, normalise_newlines
@@ -26,14 +27,8 @@ from pytest_structeval.scoring.yaml_upstream import (
     _block_document,
     safe_load,
 )
-from pytest_structeval.tasks import BUNDLED_TASKS
 
-ANSWERS = [
-    item["generation"]
-    for item in json.loads(
-        (BUNDLED_TASKS.parent / "open150.answers.json").read_text(encoding="utf-8")
-    )
-]
+ANSWERS = [item["generation"] for item in json.loads(OPEN150_ANSWERS.read_text(encoding="utf-8"))]
 
 
 def outcome(load, text: str) -> tuple:
