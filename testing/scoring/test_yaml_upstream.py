@@ -284,3 +284,15 @@ def test_a_document_over_budget_is_refused_on_either_path():
     small = "".join(f"key_{i}: value {i}\n" for i in range(2_000))
     assert safe_load(small) == stock(small) and safe_load(small + "last: [x]\n")["last"] == ["x"]
     assert WORK_BUDGET > 0
+
+
+def test_a_document_leaving_the_fast_path_late_is_charged_once():
+    # Block lines the fast path reads before the flow sequence at the end stops it: the pure
+    # loader reads the whole text again, and only its work counts against the budget.
+    text = "".join(f"key_{i}: value {i}\n" for i in range(9_000)) + "last: [x]\n"
+    assert fast_path(text) is None
+    pure = UpstreamLoader(text, math.inf)
+    pure.load()
+    assert safe_load(text, budget=pure.meter.spent * 1.01)["last"] == ["x"]
+    with pytest.raises(TooCostly):
+        safe_load(text, budget=pure.meter.spent * 0.99)

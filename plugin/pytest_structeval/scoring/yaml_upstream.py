@@ -148,7 +148,9 @@ def safe_load(text: str, budget: float = WORK_BUDGET) -> object:
     loader = UpstreamLoader(text, budget)
     block = _block_document(loader, text)
     if block is NOT_BLOCK:
-        return loader.load()
+        # A fresh loader: the lines the fast path read before giving up are charged once, by
+        # the pure loader, as on a document that never took the fast path.
+        return UpstreamLoader(text, budget).load()
     _tokens, node = block
     if node is None:
         return None
