@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
+import secrets
 from pathlib import Path
 
 CACHE_ENV = "PYTEST_STRUCTEVAL_CACHE"
@@ -31,26 +31,21 @@ def cache_root() -> Path:
     return (base / "pytest-structeval").resolve()
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_atomic(path: Path, data: str | bytes) -> None:
     """Write ``data`` (text as UTF-8, newlines untranslated) beside ``path``, then rename it
     into place. ``os.replace`` is atomic on POSIX and Windows."""
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    # Created 0666 minus the umask by the kernel itself (mkstemp's 0600 would need a chmod, and
+    # reading the umask means setting it, process-wide, under other threads' feet).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
-        # mkstemp creates 0600; shared files follow the umask instead.
-        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

@@ -4,11 +4,13 @@ usage errors like bad command-line values."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from support import OPEN150_ANSWERS
 
 from pytest_structeval import __version__
+from pytest_structeval.files import write_atomic
 
 # Loaded into the inner session before the plugin: the installed package's metadata is gone,
 # as when the plugin runs from a source tree that was never installed.
@@ -79,3 +81,17 @@ def test_a_bad_ini_value_is_a_usage_error(suite, pytester, ini, message):
     assert run.result.ret == pytest.ExitCode.USAGE_ERROR
     assert f"ERROR: {message}" in run.result.stderr.str()
     assert "Traceback" not in run.result.stderr.str() + run.result.stdout.str()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_written_files_follow_the_umask_and_leave_no_temporary(tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        write_atomic(tmp_path / "out" / "report.json", "{}\n")
+        write_atomic(tmp_path / "out" / "report.json", b"[]\n")  # replaces the first
+    finally:
+        os.umask(previous)
+    written = tmp_path / "out" / "report.json"
+    assert written.read_bytes() == b"[]\n"
+    assert written.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert [p.name for p in written.parent.iterdir()] == ["report.json"]
