@@ -37,7 +37,13 @@ from ..tasks import OUTPUT_TYPES, Task
 from .base import Backend, Generation, TaskFailure
 from .platform import library_versions
 from .server import VllmServer
-from .vllm_offline import VllmBackend, VllmConfig, finish_reason_of, structured_outputs_spec
+from .vllm_offline import (
+    VllmBackend,
+    VllmConfig,
+    finish_reason_of,
+    sampling_params,
+    structured_outputs_spec,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -141,15 +147,6 @@ def api_base(endpoint: str) -> str:
     if not base.startswith(("http://", "https://")):
         raise ValueError(f"endpoint {endpoint!r} must be an http:// or https:// URL")
     return base if base.endswith("/v1") else base + "/v1"
-
-
-def sampling_params(*, temperature: float, max_tokens: int, seed: int) -> dict[str, object]:
-    """The offline engine's sampling (``VllmBackend.sampling_params``; a test keeps them
-    equal): a per-request seed only when sampling, as the offline engine does."""
-    params: dict[str, object] = {"temperature": temperature, "max_tokens": max_tokens}
-    if temperature > 0:
-        params["seed"] = seed
-    return params
 
 
 def _card(card: Mapping[str, Any]) -> dict[str, Any]:
