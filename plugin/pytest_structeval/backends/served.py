@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..tasks import OUTPUT_TYPES, Task
+from ..tasks import Task
 from .base import Backend, Generation, TaskFailure
 from .platform import library_versions
 from .server import VllmServer
@@ -42,6 +42,7 @@ from .vllm_offline import (
     VllmConfig,
     finish_reason_of,
     sampling_params,
+    structured_outputs_meta,
     structured_outputs_spec,
 )
 
@@ -372,11 +373,7 @@ class OpenAIBackend(Backend):
             "served_adapter": info.adapter if info else None,
             "server_vllm": info.version if info else None,
             "sampling_params": self.request_sampling(),
-            "structured_outputs": (
-                {t: structured_outputs_spec(t) or "free" for t in OUTPUT_TYPES}
-                if self.config.structured_outputs
-                else None
-            ),
+            "structured_outputs": structured_outputs_meta(self.config.structured_outputs),
             "concurrency": self.concurrency,
             "request_timeout": policy.request_timeout,
             "max_attempts": policy.max_attempts,

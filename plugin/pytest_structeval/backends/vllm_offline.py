@@ -96,6 +96,14 @@ def structured_outputs_spec(output_type: str) -> dict[str, object] | None:
     return None
 
 
+def structured_outputs_meta(enabled: bool) -> dict[str, object] | None:
+    """report.json's ``structured_outputs``: each format's constraint (``free`` for none), or
+    None when structured outputs are off."""
+    if not enabled:
+        return None
+    return {t: structured_outputs_spec(t) or "free" for t in OUTPUT_TYPES}
+
+
 # --------------------------------------------------------------------------------------------
 # Backend
 
@@ -243,11 +251,7 @@ class VllmBackend(Backend):
                 {"overrides": f.overrides, "cause": f.cause} for f in self.attempts
             ],
             "sampling_params": self.sampling_params,
-            "structured_outputs": (
-                {t: structured_outputs_spec(t) or "free" for t in OUTPUT_TYPES}
-                if self.config.structured_outputs
-                else None
-            ),
+            "structured_outputs": structured_outputs_meta(self.config.structured_outputs),
             "chat_template_sha256": identity["chat_template_sha256"],
         }
 
