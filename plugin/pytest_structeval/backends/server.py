@@ -164,7 +164,6 @@ class VllmServer:
         api_key: str | None = None,
         start_timeout: float = 600.0,
         stop_timeout: float = 30.0,
-        env: Mapping[str, str] | None = None,
     ) -> None:
         if "model" not in engine_args:
             raise ValueError("engine_args must name the model")
@@ -178,7 +177,6 @@ class VllmServer:
         self.api_key = secrets.token_urlsafe(24) if api_key is None else api_key
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
-        self.env = dict(env or {})
         self.log_path = Path(log_dir) / LOG_NAME
         self.command: list[str] = []
         self.process: subprocess.Popen[bytes] | None = None
@@ -242,7 +240,6 @@ class VllmServer:
             "PYTHONUNBUFFERED": "1",  # the log shows each line as it happens
             "VLLM_API_KEY": self.api_key,
             PARENT_ENV: str(os.getpid()),
-            **self.env,
         }
         if not self.api_key:
             env.pop("VLLM_API_KEY")
