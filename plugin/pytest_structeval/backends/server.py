@@ -33,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .platform import visible_gpus
+from .platform import visible_gpus, vllm_environment
 
 logger = logging.getLogger(__name__)
 
@@ -233,10 +233,7 @@ class VllmServer:
         self.command = [sys.executable, "-m", __name__, *self.arguments()]
         env = {
             **os.environ,
-            # As prepare_environment(): no usage statistics, spawn (not fork) for workers.
-            "VLLM_NO_USAGE_STATS": "1",
-            "DO_NOT_TRACK": "1",
-            "VLLM_WORKER_MULTIPROC_METHOD": os.environ.get("VLLM_WORKER_MULTIPROC_METHOD", "spawn"),
+            **vllm_environment(),
             "PYTHONUNBUFFERED": "1",  # the log shows each line as it happens
             "VLLM_API_KEY": self.api_key,
             PARENT_ENV: str(os.getpid()),
