@@ -117,10 +117,6 @@ def data_parallel_size(
     return replicas if replicas > 1 else None
 
 
-def _visible_gpu_count() -> int:
-    return len(visible_gpus())
-
-
 def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -197,9 +193,7 @@ class VllmServer:
         args = engine_flags(self.engine_args)
         if self.served_model_name:
             args += ["--served-model-name", self.served_model_name]
-        if self.gpus is None:
-            self.gpus = _visible_gpu_count()
-        dp = data_parallel_size(self.engine_args, self.server_args, self.gpus)
+        dp = data_parallel_size(self.engine_args, self.server_args, self._gpu_count())
         if dp is not None:
             args += ["--data-parallel-size", str(dp)]
         args += ["--host", self.host, "--port", str(self.port)]
@@ -212,9 +206,13 @@ class VllmServer:
         )
         if given:
             return int(str(given))
+        return data_parallel_size(self.engine_args, self.server_args, self._gpu_count()) or 1
+
+    def _gpu_count(self) -> int:
+        """``gpus``, or the visible GPUs, counted on first need (``nvidia-smi`` takes a while)."""
         if self.gpus is None:
-            self.gpus = _visible_gpu_count()
-        return data_parallel_size(self.engine_args, self.server_args, self.gpus) or 1
+            self.gpus = len(visible_gpus())
+        return self.gpus
 
     # -- lifecycle ------------------------------------------------------------------------
 
