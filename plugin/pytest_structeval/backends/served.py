@@ -541,8 +541,8 @@ class VllmServeBackend(Backend):
     arguments ``VllmBackend`` would pass to ``vllm.LLM`` (a ``VllmBackend`` is built for that
     and never started), requests get its sampling. The server starts on the first cache miss, so
     a run served from the cache starts none; ``close`` stops it. ``server_args`` are extra
-    server flags (appended last, so they win); ``log_dir`` receives ``vllm-server.log``;
-    ``gpus`` defaults to the visible GPUs (see ``VllmServer``); ``policy.concurrency`` defaults
+    server flags (appended last, so they win); ``log_dir`` receives ``vllm-server.log``; the
+    server spreads over the visible GPUs (see ``VllmServer``); ``policy.concurrency`` defaults
     to ``DEFAULT_CONCURRENCY`` per data-parallel replica."""
 
     name = "vllm-serve"
@@ -554,8 +554,6 @@ class VllmServeBackend(Backend):
         log_dir: Path,
         server_args: Sequence[str] = (),
         policy: RequestPolicy | None = None,
-        gpus: int | None = None,
-        start_timeout: float = 600.0,
         cache: GenerationCache | None = None,
         progress: bool | Callable[..., Any] = True,
     ) -> None:
@@ -571,8 +569,6 @@ class VllmServeBackend(Backend):
             log_dir=log_dir,
             server_args=server_args,
             served_model_name=self.served_model_name,
-            gpus=gpus,
-            start_timeout=start_timeout,
         )
         self.policy = policy or RequestPolicy()
         self.progress = progress
