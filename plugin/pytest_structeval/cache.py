@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .backends.base import Generation
-from .files import cache_root, write_atomic
+from .files import write_atomic
 from .tasks import Task
 
 # Bump when the entry layout changes; old entries then simply miss.
@@ -43,8 +43,8 @@ class GenerationCache:
 
     ``refresh=True`` ignores existing entries but still writes new ones (``--refresh``)."""
 
-    def __init__(self, root: Path | None = None, *, refresh: bool = False) -> None:
-        self.root = Path(root) if root is not None else cache_root() / "generations"
+    def __init__(self, root: Path, *, refresh: bool = False) -> None:
+        self.root = Path(root)
         self.refresh = refresh
 
     def path_for(self, identity: dict[str, Any], task: Task) -> Path:

@@ -24,11 +24,6 @@ MAX_TOKENS = 16
 
 
 @pytest.fixture(scope="module")
-def adapter_dir(tiny_lora_adapter: Path) -> Path:
-    return tiny_lora_adapter
-
-
-@pytest.fixture(scope="module")
 def lora_tasks(tasks: list[Task]) -> list[Task]:
     return tasks[:4]
 
@@ -36,7 +31,7 @@ def lora_tasks(tasks: list[Task]) -> list[Task]:
 @pytest.fixture(scope="module")
 def runs(
     tiny_model: Path,
-    adapter_dir: Path,
+    tiny_lora_adapter: Path,
     fast_engine: dict[str, object],
     lora_tasks: list[Task],
     tmp_path_factory: pytest.TempPathFactory,
@@ -46,7 +41,7 @@ def runs(
     base_config = VllmConfig(model=str(tiny_model), max_tokens=MAX_TOKENS, vllm_args=fast_engine)
     lora_config = VllmConfig(
         model=str(tiny_model),
-        adapter=str(adapter_dir),
+        adapter=str(tiny_lora_adapter),
         max_tokens=MAX_TOKENS,
         vllm_args=fast_engine,
     )
@@ -81,14 +76,14 @@ def runs(
         lora.close()
 
 
-def test_adapter_is_in_engine_args_and_meta(runs: dict, adapter_dir: Path) -> None:
+def test_adapter_is_in_engine_args_and_meta(runs: dict, tiny_lora_adapter: Path) -> None:
     lora = runs["lora"]
-    rank = json.loads((adapter_dir / "adapter_config.json").read_text("utf-8"))["r"]
+    rank = json.loads((tiny_lora_adapter / "adapter_config.json").read_text("utf-8"))["r"]
     assert lora.adapter is not None and lora.adapter.rank == rank == 8
     assert lora.adapter.max_lora_rank == 8
     meta = lora.meta()
     assert meta["engine_built"] is True
-    assert meta["adapter"] == str(adapter_dir)
+    assert meta["adapter"] == str(tiny_lora_adapter)
     assert meta["engine_args"]["enable_lora"] is True
     assert meta["engine_args"]["max_lora_rank"] == 8
     assert meta["engine_args"]["max_loras"] == 1

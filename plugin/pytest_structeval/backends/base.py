@@ -38,9 +38,6 @@ class Generation:
     # Tokens of the prompt the engine prefilled (chat template applied); None when unknown.
     prompt_tokens: int | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
 class TaskFailure:

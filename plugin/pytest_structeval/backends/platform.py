@@ -13,15 +13,23 @@ import shutil
 import subprocess
 
 
-def prepare_environment() -> None:
-    """Set the environment vLLM reads at import time; call before anything imports vllm.
+def vllm_environment() -> dict[str, str]:
+    """The variables vLLM reads at import time, as an evaluation wants them (what the user set
+    wins, except that usage statistics are always off).
 
     ``spawn`` because fork after torch/tokenizers thread pools exist can hang (and CUDA
     forbids it once initialised); usage statistics off because an evaluation run should not
     phone home."""
-    os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
-    os.environ["VLLM_NO_USAGE_STATS"] = "1"
-    os.environ.setdefault("DO_NOT_TRACK", "1")
+    return {
+        "VLLM_WORKER_MULTIPROC_METHOD": os.environ.get("VLLM_WORKER_MULTIPROC_METHOD", "spawn"),
+        "VLLM_NO_USAGE_STATS": "1",
+        "DO_NOT_TRACK": os.environ.get("DO_NOT_TRACK", "1"),
+    }
+
+
+def prepare_environment() -> None:
+    """Set ``vllm_environment()`` in this process; call before anything imports vllm."""
+    os.environ.update(vllm_environment())
 
 
 def platform_is_cpu() -> bool:

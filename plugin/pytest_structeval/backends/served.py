@@ -33,11 +33,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..tasks import OUTPUT_TYPES, Task
+from ..tasks import Task
 from .base import Backend, Generation, TaskFailure
 from .platform import library_versions
 from .server import VllmServer
-from .vllm_offline import VllmBackend, VllmConfig, finish_reason_of, structured_outputs_spec
+from .vllm_offline import (
+    VllmBackend,
+    VllmConfig,
+    finish_reason_of,
+    sampling_params,
+    structured_outputs_meta,
+    structured_outputs_spec,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -141,15 +148,6 @@ def api_base(endpoint: str) -> str:
     if not base.startswith(("http://", "https://")):
         raise ValueError(f"endpoint {endpoint!r} must be an http:// or https:// URL")
     return base if base.endswith("/v1") else base + "/v1"
-
-
-def sampling_params(*, temperature: float, max_tokens: int, seed: int) -> dict[str, object]:
-    """The offline engine's sampling (``VllmBackend.sampling_params``; a test keeps them
-    equal): a per-request seed only when sampling, as the offline engine does."""
-    params: dict[str, object] = {"temperature": temperature, "max_tokens": max_tokens}
-    if temperature > 0:
-        params["seed"] = seed
-    return params
 
 
 def _card(card: Mapping[str, Any]) -> dict[str, Any]:
@@ -375,11 +373,7 @@ class OpenAIBackend(Backend):
             "served_adapter": info.adapter if info else None,
             "server_vllm": info.version if info else None,
             "sampling_params": self.request_sampling(),
-            "structured_outputs": (
-                {t: structured_outputs_spec(t) or "free" for t in OUTPUT_TYPES}
-                if self.config.structured_outputs
-                else None
-            ),
+            "structured_outputs": structured_outputs_meta(self.config.structured_outputs),
             "concurrency": self.concurrency,
             "request_timeout": policy.request_timeout,
             "max_attempts": policy.max_attempts,
@@ -547,8 +541,8 @@ class VllmServeBackend(Backend):
     arguments ``VllmBackend`` would pass to ``vllm.LLM`` (a ``VllmBackend`` is built for that
     and never started), requests get its sampling. The server starts on the first cache miss, so
     a run served from the cache starts none; ``close`` stops it. ``server_args`` are extra
-    server flags (appended last, so they win); ``log_dir`` receives ``vllm-server.log``;
-    ``gpus`` defaults to the visible GPUs (see ``VllmServer``); ``policy.concurrency`` defaults
+    server flags (appended last, so they win); ``log_dir`` receives ``vllm-server.log``; the
+    server spreads over the visible GPUs (see ``VllmServer``); ``policy.concurrency`` defaults
     to ``DEFAULT_CONCURRENCY`` per data-parallel replica."""
 
     name = "vllm-serve"
@@ -560,8 +554,6 @@ class VllmServeBackend(Backend):
         log_dir: Path,
         server_args: Sequence[str] = (),
         policy: RequestPolicy | None = None,
-        gpus: int | None = None,
-        start_timeout: float = 600.0,
         cache: GenerationCache | None = None,
         progress: bool | Callable[..., Any] = True,
     ) -> None:
@@ -577,8 +569,6 @@ class VllmServeBackend(Backend):
             log_dir=log_dir,
             server_args=server_args,
             served_model_name=self.served_model_name,
-            gpus=gpus,
-            start_timeout=start_timeout,
         )
         self.policy = policy or RequestPolicy()
         self.progress = progress

@@ -33,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .platform import visible_gpus
+from .platform import visible_gpus, vllm_environment
 
 logger = logging.getLogger(__name__)
 
@@ -117,10 +117,6 @@ def data_parallel_size(
     return replicas if replicas > 1 else None
 
 
-def _visible_gpu_count() -> int:
-    return len(visible_gpus())
-
-
 def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -164,7 +160,6 @@ class VllmServer:
         api_key: str | None = None,
         start_timeout: float = 600.0,
         stop_timeout: float = 30.0,
-        env: Mapping[str, str] | None = None,
     ) -> None:
         if "model" not in engine_args:
             raise ValueError("engine_args must name the model")
@@ -178,7 +173,6 @@ class VllmServer:
         self.api_key = secrets.token_urlsafe(24) if api_key is None else api_key
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
-        self.env = dict(env or {})
         self.log_path = Path(log_dir) / LOG_NAME
         self.command: list[str] = []
         self.process: subprocess.Popen[bytes] | None = None
@@ -199,9 +193,7 @@ class VllmServer:
         args = engine_flags(self.engine_args)
         if self.served_model_name:
             args += ["--served-model-name", self.served_model_name]
-        if self.gpus is None:
-            self.gpus = _visible_gpu_count()
-        dp = data_parallel_size(self.engine_args, self.server_args, self.gpus)
+        dp = data_parallel_size(self.engine_args, self.server_args, self._gpu_count())
         if dp is not None:
             args += ["--data-parallel-size", str(dp)]
         args += ["--host", self.host, "--port", str(self.port)]
@@ -214,9 +206,13 @@ class VllmServer:
         )
         if given:
             return int(str(given))
+        return data_parallel_size(self.engine_args, self.server_args, self._gpu_count()) or 1
+
+    def _gpu_count(self) -> int:
+        """``gpus``, or the visible GPUs, counted on first need (``nvidia-smi`` takes a while)."""
         if self.gpus is None:
-            self.gpus = _visible_gpu_count()
-        return data_parallel_size(self.engine_args, self.server_args, self.gpus) or 1
+            self.gpus = len(visible_gpus())
+        return self.gpus
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -235,14 +231,10 @@ class VllmServer:
         self.command = [sys.executable, "-m", __name__, *self.arguments()]
         env = {
             **os.environ,
-            # As prepare_environment(): no usage statistics, spawn (not fork) for workers.
-            "VLLM_NO_USAGE_STATS": "1",
-            "DO_NOT_TRACK": "1",
-            "VLLM_WORKER_MULTIPROC_METHOD": os.environ.get("VLLM_WORKER_MULTIPROC_METHOD", "spawn"),
+            **vllm_environment(),
             "PYTHONUNBUFFERED": "1",  # the log shows each line as it happens
             "VLLM_API_KEY": self.api_key,
             PARENT_ENV: str(os.getpid()),
-            **self.env,
         }
         if not self.api_key:
             env.pop("VLLM_API_KEY")

@@ -96,8 +96,26 @@ def structured_outputs_spec(output_type: str) -> dict[str, object] | None:
     return None
 
 
+def structured_outputs_meta(enabled: bool) -> dict[str, object] | None:
+    """report.json's ``structured_outputs``: each format's constraint (``free`` for none), or
+    None when structured outputs are off."""
+    if not enabled:
+        return None
+    return {t: structured_outputs_spec(t) or "free" for t in OUTPUT_TYPES}
+
+
 # --------------------------------------------------------------------------------------------
 # Backend
+
+
+def sampling_params(*, temperature: float, max_tokens: int, seed: int) -> dict[str, object]:
+    """The sampling every backend asks for (``SamplingParams`` keywords, a chat completion's
+    fields): a per-request seed only when sampling, which makes it independent of batch
+    composition."""
+    params: dict[str, object] = {"temperature": temperature, "max_tokens": max_tokens}
+    if temperature > 0:
+        params["seed"] = seed
+    return params
 
 
 def finish_reason_of(reason: object) -> str:
@@ -133,7 +151,9 @@ class VllmBackend(Backend):
             else None
         )
         self.engine_args = self._engine_args()
-        self.sampling_params = self._sampling_params()
+        self.sampling_params = sampling_params(
+            temperature=config.temperature, max_tokens=config.max_tokens, seed=config.seed
+        )
         self.ladder = (
             list(ladder)
             if ladder is not None
@@ -173,16 +193,6 @@ class VllmBackend(Backend):
             }
         args.update(config.vllm_args)  # the user's passthrough wins
         return args
-
-    def _sampling_params(self) -> dict[str, object]:
-        params: dict[str, object] = {
-            "temperature": self.config.temperature,
-            "max_tokens": self.config.max_tokens,
-        }
-        if self.config.temperature > 0:
-            # A per-request seed makes sampling independent of batch composition.
-            params["seed"] = self.config.seed
-        return params
 
     def messages(self, tasks: Sequence[Task]) -> list[list[dict[str, str]]]:
         """As the official notebook: one user message holding the raw query."""
@@ -241,11 +251,7 @@ class VllmBackend(Backend):
                 {"overrides": f.overrides, "cause": f.cause} for f in self.attempts
             ],
             "sampling_params": self.sampling_params,
-            "structured_outputs": (
-                {t: structured_outputs_spec(t) or "free" for t in OUTPUT_TYPES}
-                if self.config.structured_outputs
-                else None
-            ),
+            "structured_outputs": structured_outputs_meta(self.config.structured_outputs),
             "chat_template_sha256": identity["chat_template_sha256"],
         }
 
