@@ -36,7 +36,6 @@ from typing import Any
 from common import DEFAULT_KVCACHE_GIB, describe, load_average, machine, summary, write_result
 
 from pytest_structeval.backends.base import Backend
-from pytest_structeval.backends.platform import prepare_environment
 from pytest_structeval.backends.served import RequestPolicy, VllmServeBackend
 from pytest_structeval.backends.vllm_offline import VllmBackend, VllmConfig
 from pytest_structeval.models import resolve_model
@@ -91,7 +90,6 @@ def main() -> None:
     if args.vllm_arg is None:
         args.vllm_arg = ["enforce_eager=true"]
 
-    prepare_environment()
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", DEFAULT_KVCACHE_GIB)
     tasks = list(TaskSet.load(args.tasks))
     config = VllmConfig(

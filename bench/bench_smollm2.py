@@ -38,7 +38,6 @@ from pathlib import Path
 
 from common import child_env, describe, machine, write_result
 
-from pytest_structeval.backends.platform import prepare_environment
 from pytest_structeval.backends.vllm_offline import VllmBackend, VllmConfig
 from pytest_structeval.models import BUILTIN_SMOLLM2, resolve_model
 from pytest_structeval.models.finetune import reference_examples, train_lora_adapter
@@ -82,7 +81,6 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="write report.json here")
     args = parser.parse_args()
 
-    prepare_environment()
     if args.fresh_build:
         root = Path(tempfile.mkdtemp(prefix="bench-smollm2-"))
         started = time.perf_counter()

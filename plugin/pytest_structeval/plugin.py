@@ -84,11 +84,6 @@ def pytest_configure(config: pytest.Config) -> None:
     if requested is None:
         return
     opts, evaluation = requested
-    if opts.settings.local_engine:
-        # Before anything imports vLLM: spawn start method, no usage statistics.
-        from .backends.platform import prepare_environment
-
-        prepare_environment()
     plugin = StructevalSession(config, opts, evaluation)
     config.stash[session_key] = plugin
     config.pluginmanager.register(plugin, "structeval-session")

@@ -3,6 +3,10 @@ task: checked against the installed vLLM's own argument names and types."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from pytest_structeval.backends.engine import EngineArgumentError, validate_engine_args
@@ -35,3 +39,28 @@ def test_good_engine_arguments_pass() -> None:
     validate_engine_args({"max_num_seqs": 8, "enforce_eager": True, "block_size": 16})
     with pytest.raises(EngineArgumentError, match="dtype"):
         validate_engine_args({"dtype": "float99"})
+
+
+# The Python API (no pytest plugin) imports vLLM through the backend: the environment it reads
+# is set first there, as in a pytest run. Checked by vLLM itself, in a fresh interpreter.
+VLLM_SEES = """
+from pytest_structeval.backends.engine import validate_engine_args
+
+validate_engine_args({"max_num_seqs": 8})
+import vllm.envs as envs
+
+print(envs.VLLM_NO_USAGE_STATS, envs.VLLM_WORKER_MULTIPROC_METHOD)
+"""
+
+
+def test_the_backend_sets_vllms_environment_before_importing_it() -> None:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("VLLM_NO_USAGE_STATS", "VLLM_WORKER_MULTIPROC_METHOD", "DO_NOT_TRACK")
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", VLLM_SEES], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-2:] == ["True", "spawn"]

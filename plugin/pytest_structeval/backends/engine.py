@@ -1,7 +1,8 @@
 """The vLLM engine as a context manager, and the out-of-memory fallback ladder.
 
-``vllm`` is imported inside the functions that build an engine: importing it costs seconds and
-initialises the accelerator platform.
+``vllm`` is imported inside the functions that need it: importing it costs seconds and
+initialises the accelerator platform. Each sets the environment vLLM reads first
+(``prepare_environment``), so that the Python API gets what a pytest run gets.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from .platform import library_versions
+from .platform import library_versions, prepare_environment
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ def accepted_engine_kwargs() -> set[str]:
     ``EngineArgs`` fields its ``**kwargs`` feed."""
     import dataclasses
 
+    prepare_environment()
     from vllm import LLM
     from vllm.engine.arg_utils import EngineArgs
 
@@ -64,6 +66,8 @@ def validate_engine_args(args: Mapping[str, object]) -> None:
     all, nothing is checked here: the preflight says why."""
     try:
         import pydantic
+
+        prepare_environment()
         import vllm.config as vllm_config
 
         accepted = accepted_engine_kwargs()
@@ -126,6 +130,7 @@ class VllmEngine:
         self.log: EngineLog | None = None
 
     def __enter__(self) -> Any:
+        prepare_environment()
         from vllm import LLM  # lazy: see the module docstring
 
         self.kwargs, self.dropped = filter_engine_kwargs(self.requested)
