@@ -876,13 +876,30 @@ def hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return cache
 
 
-def test_offline_hub_id_not_in_cache(fake, tmp_path, monkeypatch):
+@pytest.mark.parametrize("offline", ["HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"])
+def test_offline_hub_id_not_in_cache(fake, tmp_path, monkeypatch, offline):
     cache = hf_cache(tmp_path, monkeypatch)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv(offline, "1")
     monkeypatch.setattr(model_files, "hub_model_info", lambda *a: pytest.fail("went online"))
     result = run("model-available", model="Qwen/Qwen3-4B")
     assert result.status == "fail" and str(cache) in result.detail
     assert "hf download Qwen/Qwen3-4B" in result.fix
+
+
+@pytest.mark.parametrize("offline", ["HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"])
+def test_the_cache_key_of_an_offline_hub_id_asks_no_server(tmp_path, monkeypatch, offline):
+    """The cache key and the preflight agree on what offline means (huggingface_hub's rule)."""
+    import huggingface_hub
+
+    from pytest_structeval.backends import identity
+
+    hf_cache(tmp_path, monkeypatch)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv(offline, "1")
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", lambda *a, **k: pytest.fail("online"))
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: pytest.fail("online"))
+    assert identity.hub_revision("Qwen/Qwen3-4B") is None
 
 
 def test_offline_hub_id_in_cache(fake, tmp_path, monkeypatch):

@@ -25,7 +25,7 @@ FULL_HASH_LIMIT = 64 * 1024 * 1024
 SAMPLE_BYTES = 1024 * 1024
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -60,7 +60,7 @@ def fingerprint_dir(directory: Path) -> str:
             continue  # hidden files (.cache/, .gitattributes, lock files) do not load
         stat = path.stat()
         if stat.st_size <= FULL_HASH_LIMIT:
-            entry = f"{rel}\0{stat.st_size}\0{_sha256_file(path)}"
+            entry = f"{rel}\0{stat.st_size}\0{sha256_file(path)}"
         else:
             entry = (
                 f"{rel}\0{stat.st_size}\0{stat.st_mtime_ns}\0{_sampled_digest(path, stat.st_size)}"
@@ -69,18 +69,23 @@ def fingerprint_dir(directory: Path) -> str:
     return digest.hexdigest()
 
 
-def _hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
+def hub_offline() -> bool:
+    """Whether the Hugging Face hub is off limits: ``HF_HUB_OFFLINE`` or, as huggingface_hub
+    and transformers also read it, ``TRANSFORMERS_OFFLINE``."""
+    return any(
+        os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
 
 
 def hub_revision(repo_id: str, revision: str | None = None) -> str | None:
     """The commit a hub id resolves to, without downloading weights.
 
-    Online: the hub's model info. Offline (HF_HUB_OFFLINE) or when the hub is unreachable: the
+    Online: the hub's model info. Offline (``hub_offline``) or when the hub is unreachable: the
     snapshot already in the local HF cache (the one vLLM will load). None if neither knows."""
     import huggingface_hub  # optional at scoring time; only hub ids need it
 
-    if not _hub_offline():
+    if not hub_offline():
         try:
             return huggingface_hub.HfApi().model_info(repo_id, revision=revision).sha
         except Exception as exc:  # no network, private repo, ...: fall back to the cache
@@ -99,7 +104,7 @@ def _read_small_file(repo: str, filename: str) -> str | None:
     try:
         import huggingface_hub
 
-        if _hub_offline():
+        if hub_offline():
             path = huggingface_hub.try_to_load_from_cache(repo, filename)
             path = path if isinstance(path, str) else None
         else:

@@ -32,7 +32,7 @@ import importlib.util
 import os
 from pathlib import Path
 
-from ..backends.identity import _sha256_file
+from ..backends.identity import sha256_file
 
 # Bump when the recipe changes, so a cached build from an older recipe is not reused.
 RECIPE_VERSION = 1
@@ -102,7 +102,7 @@ def build_smollm2(target: Path) -> Path:
     if reason is not None:
         raise SmolLM2Unavailable(reason)
     source = gguf_path()
-    found = _sha256_file(source)
+    found = sha256_file(source)
     if found != GGUF_SHA256:
         raise SmolLM2Unavailable(
             f"{source} has sha256 {found}, not the {GGUF_SHA256} of {PACKAGE} {PACKAGE_VERSION}; "

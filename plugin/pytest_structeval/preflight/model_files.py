@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..backends.adapter import AdapterError, read_adapter
+from ..backends.identity import hub_offline
 from ..models import BUILTIN_PREFIX, BUILTIN_TINY, ModelError, builtin_model
 from .results import CheckResult, failed, gib, passed, skipped
 
@@ -152,20 +153,10 @@ def _cached_snapshot(repo_id: str) -> Path | None:
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
-
-
 def hub_model_info(repo_id: str, timeout: float) -> object:
     from huggingface_hub import model_info  # lazy: only for a hub id that is not cached
 
     return model_info(repo_id, timeout=timeout, files_metadata=True)
-
-
-def _offline() -> bool:
-    return _truthy(os.environ.get("HF_HUB_OFFLINE")) or _truthy(
-        os.environ.get("TRANSFORMERS_OFFLINE")
-    )
 
 
 def resolve_model_files(model: str, hub_timeout: float) -> ModelFiles:
@@ -202,9 +193,9 @@ def resolve_model_files(model: str, hub_timeout: float) -> ModelFiles:
     snapshot = _cached_snapshot(model)
     if snapshot is not None:
         found = _inspect_model_dir(snapshot, f"{model} (cached in {snapshot})")
-        if found.result.status == "pass" or _offline():
+        if found.result.status == "pass" or hub_offline():
             return found
-    if _offline():
+    if hub_offline():
         return ModelFiles(
             failed(
                 f"HF_HUB_OFFLINE=1 and {model} is not in the Hugging Face cache {_hf_cache_dir()}",
