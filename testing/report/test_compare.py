@@ -15,6 +15,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from support import OPEN150_ANSWERS, SHARED_DATA
 
 from pytest_structeval.compare import main
 from pytest_structeval.files import dump_json, write_atomic
@@ -29,10 +30,6 @@ from pytest_structeval.report.report import Report
 from pytest_structeval.scoring.score import score_task
 from pytest_structeval.tasks import BUNDLED_TASKS, TaskSet, load_generations
 
-BUNDLED_ANSWERS = BUNDLED_TASKS.with_name("open150.answers.json")
-# As testing/conftest.py's SHARED_DATA; not imported from there, because which module is
-# called "conftest" depends on which directories pytest has collected so far.
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 HOSTILE = '</pre><script>alert(1)</script><img src="https://evil.example/x.png" onerror="alert(2)">'
 
 
@@ -67,7 +64,7 @@ def truncated(answer: str) -> str:
 @pytest.fixture(scope="module")
 def bundled() -> tuple[TaskSet, dict[str, str]]:
     taskset = TaskSet.load(BUNDLED_TASKS)
-    return taskset, load_generations(BUNDLED_ANSWERS, taskset)
+    return taskset, load_generations(OPEN150_ANSWERS, taskset)
 
 
 @pytest.fixture(scope="module")

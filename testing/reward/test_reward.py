@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from support import OPEN150_ANSWERS
 
 from pytest_structeval.reward import (
     StructEvalReward,
@@ -29,7 +30,7 @@ from pytest_structeval.scoring import score_task
 from pytest_structeval.tasks import BUNDLED_TASKS, InputError, Task, TaskSet, load_generations
 
 TASKS = TaskSet.load(BUNDLED_TASKS)
-ANSWERS = load_generations(BUNDLED_TASKS.with_name("open150.answers.json"), TASKS)
+ANSWERS = load_generations(OPEN150_ANSWERS, TASKS)
 # One task per output format, so every parser is on the reward path.
 PER_FORMAT = [
     next(t for t in TASKS if t.output_type == kind)
