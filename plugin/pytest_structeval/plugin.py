@@ -227,8 +227,7 @@ class StructevalSession:
 
     def check_result(self, name: str) -> CheckResult:
         if self._checks is None:
-            from .preflight import PreflightConfig, preflight_checks
-            from .preflight.checks import REPLAY_NO_ENGINE, REPLAY_NO_MODEL
+            from .preflight import REPLAY_NO_ENGINE, REPLAY_NO_MODEL, preflight_checks
 
             s = self.settings
             engine, model = self._engine_not_needed, None
@@ -237,17 +236,8 @@ class StructevalSession:
             elif s.endpoint is not None:
                 engine = f"served by {s.endpoint}: no local engine"
                 model = f"served by {s.endpoint}: the server loads the model"
-            config = PreflightConfig(
-                model=s.model,
-                adapter=s.adapter,
-                tasks_path=str(s.tasks),
-                out_dir=str(s.out_dir),
-                gpu_memory_utilization=s.gpu_memory_utilization,
-                dtype=s.dtype,
-                engine_not_needed=engine,
-                model_not_needed=model,
-            )
-            self._checks = {check.name: check for check in preflight_checks(config)}
+            checks = preflight_checks(s, engine_not_needed=engine, model_not_needed=model)
+            self._checks = {check.name: check for check in checks}
         if name not in self._check_results:
             started = time.perf_counter()
             result = self._checks[name].run()
