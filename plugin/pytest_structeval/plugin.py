@@ -101,7 +101,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 @dataclass
-class CheckResult:
+class TimedCheck:
     """A preflight check's result in this process, and what it took."""
 
     status: str
@@ -121,7 +121,7 @@ class StructevalSession:
     outcome: Outcome | None = None
     _engine_not_needed: str | None = None
     _checks: dict[str, Any] | None = None
-    _check_results: dict[str, CheckResult] = field(default_factory=dict)
+    _check_results: dict[str, TimedCheck] = field(default_factory=dict)
     _generations: dict[str, Generation] | None = None
 
     @property
@@ -225,7 +225,7 @@ class StructevalSession:
 
     # preflight
 
-    def check_result(self, name: str) -> CheckResult:
+    def check_result(self, name: str) -> TimedCheck:
         if self._checks is None:
             from .preflight import REPLAY_NO_ENGINE, REPLAY_NO_MODEL, preflight_checks
 
@@ -241,7 +241,7 @@ class StructevalSession:
         if name not in self._check_results:
             started = time.perf_counter()
             result = self._checks[name].run()
-            self._check_results[name] = CheckResult(
+            self._check_results[name] = TimedCheck(
                 result.status, result.detail, result.message, time.perf_counter() - started
             )
         return self._check_results[name]
@@ -461,6 +461,6 @@ def structeval_result(
 
 
 @pytest.fixture
-def structeval_check_result(request: pytest.FixtureRequest) -> CheckResult:
+def structeval_check_result(request: pytest.FixtureRequest) -> TimedCheck:
     """The result of this item's preflight check (each check runs once per process)."""
     return _session(request).check_result(request.node.check)
