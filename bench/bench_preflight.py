@@ -43,13 +43,14 @@ def _time_engine_import() -> float | None:
 
 
 def child_preflight(model: str, engine_not_needed: str | None) -> dict[str, object]:
-    from pytest_structeval.preflight import PreflightConfig, preflight_checks
+    from pytest_structeval.preflight import preflight_checks
+    from pytest_structeval.settings import Settings
 
     with tempfile.TemporaryDirectory() as out:
-        cfg = PreflightConfig(model=model, out_dir=out, engine_not_needed=engine_not_needed)
+        settings = Settings(model=model, out_dir=out)
         started = time.perf_counter()
         times, statuses = {}, {}
-        for check in preflight_checks(cfg):
+        for check in preflight_checks(settings, engine_not_needed=engine_not_needed):
             t = time.perf_counter()
             statuses[check.name] = check.run().status
             times[check.name] = round(time.perf_counter() - t, 3)
@@ -69,27 +70,27 @@ def child_engine_import() -> dict[str, object]:
 
 
 def child_vllm_subprocess() -> dict[str, object]:
-    from pytest_structeval.preflight import checks
+    from pytest_structeval.preflight import environment
 
     started = time.perf_counter()
-    out = checks._run_probe("vllm", [], 600)
+    out = environment.run_probe("vllm", [], 600)
     probe = time.perf_counter() - started
     return {"probe": probe, "ok": "version" in out, "engine_import_after": _time_engine_import()}
 
 
 def child_probe(name: str, *args: str) -> dict[str, object]:
-    from pytest_structeval.preflight import checks
+    from pytest_structeval.preflight import environment
 
     started = time.perf_counter()
-    out = checks._run_probe(name, list(args), 600)
+    out = environment.run_probe(name, list(args), 600)
     return {"total": time.perf_counter() - started, "result": out}
 
 
 def child_torch_import() -> dict[str, object]:
-    from pytest_structeval.preflight import checks
+    from pytest_structeval.preflight import environment
 
     started = time.perf_counter()
-    checks._run_probe("module", ["torch"], 600)
+    environment.run_probe("module", ["torch"], 600)
     subprocess_s = time.perf_counter() - started
     started = time.perf_counter()
     import torch  # noqa: F401

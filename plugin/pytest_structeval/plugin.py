@@ -101,7 +101,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 @dataclass
-class CheckResult:
+class TimedCheck:
     """A preflight check's result in this process, and what it took."""
 
     status: str
@@ -121,7 +121,7 @@ class StructevalSession:
     outcome: Outcome | None = None
     _engine_not_needed: str | None = None
     _checks: dict[str, Any] | None = None
-    _check_results: dict[str, CheckResult] = field(default_factory=dict)
+    _check_results: dict[str, TimedCheck] = field(default_factory=dict)
     _generations: dict[str, Generation] | None = None
 
     @property
@@ -225,10 +225,9 @@ class StructevalSession:
 
     # preflight
 
-    def check_result(self, name: str) -> CheckResult:
+    def check_result(self, name: str) -> TimedCheck:
         if self._checks is None:
-            from .preflight import PreflightConfig, preflight_checks
-            from .preflight.checks import REPLAY_NO_ENGINE, REPLAY_NO_MODEL
+            from .preflight import REPLAY_NO_ENGINE, REPLAY_NO_MODEL, preflight_checks
 
             s = self.settings
             engine, model = self._engine_not_needed, None
@@ -237,21 +236,12 @@ class StructevalSession:
             elif s.endpoint is not None:
                 engine = f"served by {s.endpoint}: no local engine"
                 model = f"served by {s.endpoint}: the server loads the model"
-            config = PreflightConfig(
-                model=s.model,
-                adapter=s.adapter,
-                tasks_path=str(s.tasks),
-                out_dir=str(s.out_dir),
-                gpu_memory_utilization=s.gpu_memory_utilization,
-                dtype=s.dtype,
-                engine_not_needed=engine,
-                model_not_needed=model,
-            )
-            self._checks = {check.name: check for check in preflight_checks(config)}
+            checks = preflight_checks(s, engine_not_needed=engine, model_not_needed=model)
+            self._checks = {check.name: check for check in checks}
         if name not in self._check_results:
             started = time.perf_counter()
             result = self._checks[name].run()
-            self._check_results[name] = CheckResult(
+            self._check_results[name] = TimedCheck(
                 result.status, result.detail, result.message, time.perf_counter() - started
             )
         return self._check_results[name]
@@ -471,6 +461,6 @@ def structeval_result(
 
 
 @pytest.fixture
-def structeval_check_result(request: pytest.FixtureRequest) -> CheckResult:
+def structeval_check_result(request: pytest.FixtureRequest) -> TimedCheck:
     """The result of this item's preflight check (each check runs once per process)."""
     return _session(request).check_result(request.node.check)

@@ -18,16 +18,21 @@ from pathlib import Path
 
 import pytest
 
-from pytest_structeval.preflight import checks as preflight
-from pytest_structeval.preflight import facts, model_files, probes
-from pytest_structeval.preflight.checks import (
+from pytest_structeval.preflight import (
     CHECK_NAMES,
     REPLAY_NO_ENGINE,
     REPLAY_NO_MODEL,
+    Check,
     CheckResult,
-    PreflightConfig,
+    environment,
+    facts,
+    main,
+    metadata,
+    model_files,
     preflight_checks,
+    probes,
 )
+from pytest_structeval.settings import Settings
 
 GIB = 1024**3
 PY = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -102,7 +107,7 @@ class FakeEnv:
         self.flash_attn: dict[str, object] = {"state": "ok"}
         self.nvml: dict[str, object] = {"error": "NVML library libnvidia-ml.so.1 not found"}
         self.calls: list[str] = []
-        real_probe = preflight._run_probe
+        real_probe = environment.run_probe
 
         def run_probe(name: str, args: list[str], timeout: float) -> dict[str, object]:
             self.calls.append(name)
@@ -119,16 +124,16 @@ class FakeEnv:
             return self.vllm_probe
 
         monkeypatch.setattr(
-            preflight, "_dist_version", lambda n: self.dists.get(n, {}).get("version")
+            metadata, "dist_version", lambda n: self.dists.get(n, {}).get("version")
         )
         monkeypatch.setattr(
-            preflight, "_dist_requires", lambda n: self.dists[n].get("requires", [])
+            metadata, "dist_requires", lambda n: self.dists[n].get("requires", [])
         )
         monkeypatch.setattr(
-            preflight, "_dist_requires_python", lambda n: self.dists[n].get("python")
+            metadata, "dist_requires_python", lambda n: self.dists[n].get("python")
         )
-        monkeypatch.setattr(preflight, "_run_probe", run_probe)
-        monkeypatch.setattr(preflight, "_import_vllm", import_vllm)
+        monkeypatch.setattr(environment, "run_probe", run_probe)
+        monkeypatch.setattr(environment, "import_vllm", import_vllm)
         monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
         monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
 
@@ -149,15 +154,24 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> FakeEnv:
     return FakeEnv(monkeypatch)
 
 
+PREFLIGHT_ONLY = ("engine_not_needed", "model_not_needed", "device", "min_free_disk_mb")
+
+
+def checks_of(**cfg: object) -> list[Check]:
+    """The checks of ``Settings(**cfg)``, the preflight's own keywords passed beside it."""
+    own = {key: cfg.pop(key) for key in PREFLIGHT_ONLY if key in cfg}
+    return preflight_checks(Settings(**cfg), **own)  # type: ignore[arg-type]
+
+
 def run(name: str, **cfg: object) -> CheckResult:
     cfg.setdefault("model", "builtin:tiny")
-    checks = {c.name: c for c in preflight_checks(PreflightConfig(**cfg))}  # type: ignore[arg-type]
+    checks = {c.name: c for c in checks_of(**cfg)}
     return checks[name].run()
 
 
 def run_all(**cfg: object) -> dict[str, CheckResult]:
     cfg.setdefault("model", "builtin:tiny")
-    return {c.name: c.run() for c in preflight_checks(PreflightConfig(**cfg))}  # type: ignore[arg-type]
+    return {c.name: c.run() for c in checks_of(**cfg)}
 
 
 def fake_packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **modules: str) -> None:
@@ -198,15 +212,15 @@ def model_dir(tmp_path: Path, *files: str, config: dict[str, object] | None = No
 
 
 def test_checks_are_a_stable_ordered_list_of_at_least_ten():
-    checks = preflight_checks(PreflightConfig(model="builtin:tiny"))
+    checks = checks_of(model="builtin:tiny")
     assert [c.name for c in checks] == list(CHECK_NAMES)
     assert len(set(CHECK_NAMES)) == len(CHECK_NAMES) >= 10
     assert all(c.description for c in checks)
-    assert [c.name for c in preflight_checks(PreflightConfig(model="x"))] == list(CHECK_NAMES)
+    assert [c.name for c in checks_of(model="x")] == list(CHECK_NAMES)
 
 
 def test_each_check_declares_what_it_needs():
-    needs = {c.name: c.needs for c in preflight_checks(PreflightConfig())}
+    needs = {c.name: c.needs for c in checks_of()}
     assert {n for n, need in needs.items() if "a local engine" in need} == ENGINE_CHECKS
     assert needs["model-available"] == ("a model",)
     assert needs["adapter-valid"] == ("a model", "an adapter")
@@ -222,7 +236,7 @@ def test_each_check_declares_what_it_needs():
 
 def test_shared_probes_run_once(fake):
     fake.gpu_vllm()
-    for check in preflight_checks(PreflightConfig(model="builtin:tiny", device="cuda")):
+    for check in checks_of(model="builtin:tiny", device="cuda"):
         check.run()
     assert fake.calls.count("torch") == 1 and fake.calls.count("vllm") == 1
     assert fake.calls.count("nvml") == 1 and fake.calls.count("vllm-flash-attn") == 1
@@ -244,7 +258,7 @@ def test_the_real_environment_passes(tmp_path):
 
 def test_a_crashing_check_fails_instead_of_raising(fake, monkeypatch):
     fake.gpu_vllm()
-    monkeypatch.setattr(preflight.facts, "SUPPORTED_VLLM", "not a specifier")
+    monkeypatch.setattr(facts, "SUPPORTED_VLLM", "not a specifier")
     result = run("vllm-importable")
     assert result.status == "fail" and "InvalidSpecifier" in result.detail
 
@@ -307,9 +321,11 @@ def test_a_run_that_needs_no_engine_imports_neither_vllm_nor_torch(tmp_path):
         "    if event in ('subprocess.Popen', 'os.posix_spawn', 'os.exec', 'os.fork'):\n"
         "        seen.append(event)\n"
         "sys.addaudithook(hook)\n"
-        "from pytest_structeval.preflight import PreflightConfig, preflight_checks\n"
-        "cfg = PreflightConfig(model=sys.argv[1], out_dir=sys.argv[2], engine_not_needed=sys.argv[3])\n"
-        "results = {c.name: c.run().status for c in preflight_checks(cfg)}\n"
+        "from pytest_structeval.preflight import preflight_checks\n"
+        "from pytest_structeval.settings import Settings\n"
+        "settings = Settings(model=sys.argv[1], out_dir=sys.argv[2])\n"
+        "checks = preflight_checks(settings, engine_not_needed=sys.argv[3])\n"
+        "results = {c.name: c.run().status for c in checks}\n"
         "print(json.dumps({'seen': seen, 'results': results,\n"
         "                  'modules': [m for m in sys.modules if m.split('.')[0] in ('vllm', 'torch')]}))\n"
     )
@@ -361,8 +377,8 @@ def test_probes_start_together_and_overlap_the_vllm_import(fake, monkeypatch):
         "nvml": fake.nvml,
         "vllm-flash-attn": {"state": "ok"},
     }
-    monkeypatch.setattr(preflight, "_run_probe", probe)
-    monkeypatch.setattr(preflight, "_import_vllm", import_vllm)
+    monkeypatch.setattr(environment, "run_probe", probe)
+    monkeypatch.setattr(environment, "import_vllm", import_vllm)
     results = run_all(device="cuda")
     assert set(started) == expected and len(started) == 6
     assert {n: r.message for n, r in results.items() if r.status == "fail"} == {}
@@ -378,9 +394,9 @@ def test_probes_that_no_applicable_check_needs_never_start(fake):
 
 def test_probes_are_functions_run_in_a_fresh_interpreter(tmp_path, monkeypatch):
     fake_packages(tmp_path, monkeypatch, good_mod="__version__ = '1.2'", bad_mod="import nope_nope")
-    assert preflight._run_probe("module", ["surely_not_installed_xyz"], 60) == {"state": "absent"}
-    assert preflight._run_probe("module", ["good_mod"], 60) == {"state": "ok", "version": "1.2"}
-    broken = preflight._run_probe("module", ["bad_mod"], 60)
+    assert environment.run_probe("module", ["surely_not_installed_xyz"], 60) == {"state": "absent"}
+    assert environment.run_probe("module", ["good_mod"], 60) == {"state": "ok", "version": "1.2"}
+    broken = environment.run_probe("module", ["bad_mod"], 60)
     assert broken["state"] == "broken" and "No module named 'nope_nope'" in broken["error"]
     # The same function, in this process.
     monkeypatch.syspath_prepend(str(tmp_path / "fakes"))
@@ -389,7 +405,7 @@ def test_probes_are_functions_run_in_a_fresh_interpreter(tmp_path, monkeypatch):
 
 def test_a_probe_that_kills_its_interpreter_is_reported(tmp_path, monkeypatch):
     fake_packages(tmp_path, monkeypatch, dies="import os\nos.abort()")
-    out = preflight._run_probe("module", ["dies"], 60)
+    out = environment.run_probe("module", ["dies"], 60)
     assert "killed by signal" in out["crash"]
 
 
@@ -574,7 +590,7 @@ def test_out_of_range_requirements_fail_with_one_command(tmp_path, monkeypatch):
     )
     result = run("vllm-requirements")
     assert result.status == "fail"
-    installed = preflight._dist_version("transformers")
+    installed = metadata.dist_version("transformers")
     assert f"transformers {installed} is installed but vllm 0.26.0 requires" in result.detail
     assert "torch 2.13.0+cpu is installed but vllm 0.26.0 pins torch==2.11.0" in result.detail
     assert (
@@ -753,7 +769,7 @@ def cpu_build(fake: FakeEnv) -> None:
 
 def test_bf16_on_an_amx_cpu_fails(fake, monkeypatch):
     cpu_build(fake)
-    monkeypatch.setattr(preflight, "_cpu_flags", lambda: {"avx512f", "amx_bf16", "amx_tile"})
+    monkeypatch.setattr(environment, "cpu_flags", lambda: {"avx512f", "amx_bf16", "amx_tile"})
     result = run("cpu-dtype", dtype="bfloat16")
     assert (
         result.status == "fail"
@@ -769,7 +785,7 @@ def test_bf16_on_an_amx_cpu_fails(fake, monkeypatch):
 )
 def test_bad_kv_cache_space(fake, monkeypatch, value, fix):
     cpu_build(fake)
-    monkeypatch.setattr(preflight, "_mem_available", lambda: 16 * GIB)
+    monkeypatch.setattr(environment, "mem_available", lambda: 16 * GIB)
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", value)
     result = run("cpu-kvcache-space")
     assert result.status == "fail" and result.fix == fix
@@ -973,7 +989,7 @@ def test_weights_larger_than_the_gpu_budget_fail_before_the_download(fake, tmp_p
 
 def test_weights_on_cpu_count_as_float32(fake, tmp_path, monkeypatch):
     cpu_build(fake)
-    monkeypatch.setattr(preflight, "_mem_available", lambda: 4 * GIB)
+    monkeypatch.setattr(environment, "mem_available", lambda: 4 * GIB)
     path = model_dir(tmp_path, "config.json", "tokenizer.json", config={"torch_dtype": "bfloat16"})
     (path / "model.safetensors").write_bytes(b"\0")
     os.truncate(path / "model.safetensors", 3 * GIB)  # sparse: 3 GiB bf16 -> 6 GiB float32
@@ -1044,7 +1060,7 @@ def test_malformed_task_file(fake, tmp_path):
         '[{"task_id": "t1", "task_name": "Text to JSON", "query": "q", "output_type": "INI"}]',
         encoding="utf-8",
     )
-    result = run("tasks-file-valid", tasks_path=str(tasks))
+    result = run("tasks-file-valid", tasks=str(tasks))
     assert result.status == "fail"
     assert f"{tasks}: item 0 (task_id 't1'): unknown output_type 'INI'" in result.detail
     assert "--tasks=" in result.fix
@@ -1086,7 +1102,7 @@ def test_out_dir_without_room(fake, tmp_path):
 
 def test_main_prints_one_line_per_check_and_exits_1(fake, tmp_path, capsys):
     fake.install("torch", "2.11.0+cu130")
-    status = preflight.main(["--model", "builtin:tiny", "--out", str(tmp_path), "--device", "cpu"])
+    status = main(["--model", "builtin:tiny", "--out", str(tmp_path), "--device", "cpu"])
     lines = capsys.readouterr().out.splitlines()
     assert status == 1
     assert [line.split()[1] for line in lines[:-1]] == list(CHECK_NAMES)

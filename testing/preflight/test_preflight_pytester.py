@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_structeval.preflight.checks import CHECK_NAMES
+from pytest_structeval.preflight import CHECK_NAMES
 
 TASKS = [
     {"task_id": "t1", "task_name": "Text to JSON", "query": "Give JSON.", "output_type": "JSON"},

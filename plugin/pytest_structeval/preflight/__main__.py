@@ -1,6 +1,6 @@
 import sys
 
-from .checks import main
+from .runner import main
 
 # The guard matters: vLLM's spawned workers re-import the main module.
 if __name__ == "__main__":

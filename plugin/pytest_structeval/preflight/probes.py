@@ -3,7 +3,7 @@ dict, runnable in this process or in a fresh interpreter:
 
     python -m pytest_structeval.preflight.probes NAME [ARG...]
 
-prints the dict as one JSON line after ``MARK`` (``checks._run_probe`` reads it back).
+prints the dict as one JSON line after ``MARK`` (``environment.run_probe`` reads it back).
 
 The checks run in a fresh interpreter whatever can crash it or touch CUDA: importing torch,
 torchvision, torchaudio, flash-attn or vLLM's compiled flash-attention, and NVML. The one probe
