@@ -41,7 +41,7 @@ from common import child_env, describe, machine, write_result
 from pytest_structeval.backends.vllm_offline import VllmBackend, VllmConfig
 from pytest_structeval.models import BUILTIN_SMOLLM2, resolve_model
 from pytest_structeval.models.finetune import reference_examples, train_lora_adapter
-from pytest_structeval.report.report import Report
+from pytest_structeval.report.report import Report, TaskRecord
 from pytest_structeval.scoring.score import score_task
 from pytest_structeval.tasks import BUNDLED_TASKS, TaskSet
 
@@ -134,13 +134,9 @@ def main() -> None:
     for task in tasks:
         generation = generations[task.task_id]
         score = score_task(task, generation.text, finish_reason=generation.finish_reason)
-        records[task.task_id] = {
-            **score.to_dict(),
-            "generation": generation.text,
-            "finish_reason": generation.finish_reason,
-            "from_cache": False,
-            "status": "passed" if score.perfect else "failed",
-        }
+        records[task.task_id] = TaskRecord(
+            score, generation.text, "passed" if score.perfect else "failed", from_cache=False
+        )
     meta = {**backend.meta(), "generations": None}
     report = Report.build(records, taskset, meta=meta)
     if args.out:

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from .files import dump_json, write_atomic
-from .report.compare import CompareError, compare_runs, load_runs, render_comparison_html
+from .report.runs import CompareError, compare_runs, load_runs, render_comparison_html
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,18 +24,18 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from . import __version__
 from .backends.base import Backend, Generation, TaskFailure
 from .cache import GenerationCache
 from .files import dump_json, write_atomic
-from .report.report import Report
+from .report.gate import Outcome
+from .report.report import Report, TaskRecord, submission
 from .scoring import TaskScore, score_task
 from .settings import Settings
 from .tasks import Task, TaskSet, check_generations, load_generations
 
-Verdict = Literal["pass", "fail", "xfail"]
 # A verdict as the outcome of the test that reports it (report.json's ``status``).
 STATUS: dict[str, str] = {"pass": "passed", "fail": "failed", "xfail": "xfailed"}
 # Counted per process and summed over xdist workers in report.json's meta: engine builds,
@@ -57,7 +57,7 @@ class TaskResult:
     task: Task
     score: TaskScore
     generation: Generation
-    verdict: Verdict
+    verdict: Outcome
     message: str
     snapshot: str | None = None
 
@@ -69,16 +69,18 @@ class TaskResult:
         message = "\n".join(filter(None, [mismatch, self.message]))
         return replace(self, snapshot=state, verdict="fail", message=message)
 
+    def reported(self, status: str) -> TaskRecord:
+        """The task's entry in the report, once its test ended with ``status``."""
+        g = self.generation
+        return TaskRecord(
+            self.score, g.text, status, g.prompt_tokens, g.from_cache, self.snapshot, self.verdict
+        )
+
     def record(self) -> dict[str, Any]:
-        """The task's entry in report.json: plain JSON-safe data (it travels from xdist
-        workers to the controller on the test report)."""
-        data = self.score.to_dict()
-        data["generation"] = self.generation.text
-        data["finish_reason"] = self.generation.finish_reason
-        data["prompt_tokens"] = self.generation.prompt_tokens
-        data["from_cache"] = self.generation.from_cache
-        data["snapshot"] = self.snapshot
-        data["verdict"] = self.verdict
+        """The task's entry in report.json before its test's status is known: plain JSON-safe
+        data (it travels from xdist workers to the controller on the test report)."""
+        data = self.reported("").to_dict()
+        del data["status"]
         return data
 
 
@@ -335,7 +337,7 @@ class Evaluation:
         verdict, message = self._judge(task, result)
         return TaskResult(task, result, generation, verdict, message)
 
-    def _judge(self, task: Task, result: TaskScore) -> tuple[Verdict, str]:
+    def _judge(self, task: Task, result: TaskScore) -> tuple[Outcome, str]:
         explanation = result.explain() if result.score < 1.0 else ""
         if self.baseline is None:
             return ("pass", "") if result.score >= 1.0 else ("fail", explanation)
@@ -359,7 +361,7 @@ class Evaluation:
         records = {}
         for task in selected:
             result = self.score(task, generations[task.task_id])
-            records[task.task_id] = {**result.record(), "status": STATUS[result.verdict]}
+            records[task.task_id] = result.reported(STATUS[result.verdict])
         return self.report(records, selected=selected)
 
     # -- reporting -------------------------------------------------------------------------
@@ -412,108 +414,61 @@ class Evaluation:
 
     def report(
         self,
-        records: Mapping[str, Mapping[str, Any]],
+        records: Mapping[str, TaskRecord],
         *,
         selected: Sequence[Task] | None = None,
         meta: Mapping[str, Any] | None = None,
     ) -> Report:
-        """The report over ``records`` (task_id -> ``TaskResult.record()`` plus ``status``),
-        compared with the baseline over the same tasks when there is one."""
-        report = Report.build(
+        """The report over ``records`` (task_id -> ``TaskResult.reported(status)``), compared
+        with the baseline over the same tasks when there is one."""
+        return Report.build(
             records,
             self.tasks,
             meta=meta if meta is not None else self.meta(),
             weights=self.settings.format_weights,
-        )
-        snapshots: dict[str, int] = {}
-        for record in report.tasks:
-            state = record.get("snapshot")
-            if state:
-                snapshots[state] = snapshots.get(state, 0) + 1
-        report.summary["snapshots"] = snapshots
-        if self.baseline is not None:
-            report = report.with_comparison(self._compare(report, selected))
-        return report
-
-    def _compare(self, report: Report, selected: Sequence[Task] | None) -> dict[str, Any]:
-        """Compare like with like: when a subset of the task file ran, the baseline's overall
-        is recomputed over the same tasks, the same way."""
-        from .report.aggregate import summarize
-        from .report.gate import compare
-
-        assert self.baseline is not None
-        baseline = self.baseline
-        baseline_overall = None
-        if selected is not None and len(selected) < len(self.tasks):
-            chosen = {task.task_id for task in selected}
-            kept = [t for t in baseline.get("tasks", []) if t["task_id"] in chosen]
-            baseline = {**baseline, "tasks": kept}
-            scored = [TaskScore.from_dict(t) for t in kept if t.get("score") is not None]
-            if scored:
-                baseline_overall = summarize(scored, weights=self.settings.format_weights)[
-                    "overall"
-                ]
-        comparison = compare(
-            {r["task_id"]: r["score"] for r in report.tasks},
-            baseline,
-            current_overall=report.summary["overall"],
+            baseline=self.baseline,
             max_drop=self.settings.max_drop,
-            baseline_overall=baseline_overall,
+            selected=None if selected is None else [task.task_id for task in selected],
         )
-        return comparison.to_dict()
 
     def write(self, report: Report, out_dir: Path | None = None) -> list[Path]:
         """inference.json, report.json and report.html, each written atomically."""
         out = out_dir if out_dir is not None else self.settings.out_dir
-        written: list[Path] = []
-        for name, text in _outputs(report):
+        write_atomic(out / "inference.json", dump_json(report.inference()))
+        written = [out / "inference.json"]
+        for name, text in report.files().items():
             write_atomic(out / name, text())
             written.append(out / name)
         return written
 
     def finish(
         self,
-        records: Mapping[str, Mapping[str, Any]],
+        records: Mapping[str, TaskRecord],
         *,
         selected: Sequence[Task] | None = None,
         meta: Mapping[str, Any] | None = None,
-    ) -> Outcome:
+    ) -> Finished:
         """Write every output of a finished run. inference.json goes first, straight from the
         records: nothing optional (metadata, the baseline, the HTML page) may stand between
         finished generations and the submission file. A failure after that is returned, not
         raised, with the files written before it."""
         out = self.settings.out_dir
-        inference = [
-            {"task_id": t.task_id, "generation": records[t.task_id]["generation"]}
-            for t in self.tasks
-            if t.task_id in records
-        ]
-        write_atomic(out / "inference.json", dump_json(inference))
+        ordered = [records[t.task_id] for t in self.tasks if t.task_id in records]
+        write_atomic(out / "inference.json", dump_json(submission(ordered)))
         written = [out / "inference.json"]
         report = None
         try:
             report = self.report(records, selected=selected, meta=meta)
-            for name, text in _outputs(report)[1:]:
+            for name, text in report.files().items():
                 write_atomic(out / name, text())
                 written.append(out / name)
         except Exception as exc:
-            return Outcome(report, written, f"{type(exc).__name__}: {exc}")
-        return Outcome(report, written, None)
-
-
-def _outputs(report: Report) -> list[tuple[str, Callable[[], str]]]:
-    """The files of a report, in the order they are written (the submission first)."""
-    from .report.html import render_html
-
-    return [
-        ("inference.json", lambda: dump_json(report.inference())),
-        ("report.json", lambda: dump_json(report.to_dict())),
-        ("report.html", lambda: render_html(report.to_dict())),
-    ]
+            return Finished(report, written, f"{type(exc).__name__}: {exc}")
+        return Finished(report, written, None)
 
 
 @dataclass(frozen=True)
-class Outcome:
+class Finished:
     """What ``Evaluation.finish`` produced: the report (None when building it failed), the
     files written, and the error that stopped the rest, if any."""
 

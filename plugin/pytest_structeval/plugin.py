@@ -35,8 +35,9 @@ from .collect import (
     collect_items,
     keyword_name,
 )
-from .core import Evaluation, Outcome, SharedGeneration, TaskResult
+from .core import Evaluation, Finished, SharedGeneration, TaskResult
 from .report.gate import BaselineError
+from .report.report import TaskRecord
 from .settings import Settings
 from .tasks import FORMATS, InputError, Task
 
@@ -116,9 +117,9 @@ class StructevalSession:
     opts: options.Options
     evaluation: Evaluation
     selected: list[Task] = field(default_factory=list)
-    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    records: dict[str, TaskRecord] = field(default_factory=dict)
     worker_meta: list[dict[str, Any]] = field(default_factory=list)
-    outcome: Outcome | None = None
+    finished: Finished | None = None
     _engine_not_needed: str | None = None
     _checks: dict[str, Any] | None = None
     _check_results: dict[str, TimedCheck] = field(default_factory=dict)
@@ -315,7 +316,6 @@ class StructevalSession:
 
     def _snapshot(self, result: TaskResult, request: pytest.FixtureRequest) -> TaskResult:
         from .report.snapshots import SnapshotMismatch, check_snapshot
-        from .scoring.extract import extract_code
 
         try:
             state = check_snapshot(
@@ -324,10 +324,9 @@ class StructevalSession:
                 task_id=result.task.task_id,
                 fmt=result.task.fmt,
                 slug=self.snapshot_slug(),
-                # The document as the model wrote it: no unicode_escape step.
-                content=extract_code(
-                    result.generation.text, mode=self.settings.scoring_mode, unescape=False
-                ).code,
+                # The document as the model wrote it (no unicode_escape step), from the
+                # scorer's own extraction.
+                content=result.score.document,
             )
         except SnapshotMismatch as exc:
             return result.with_snapshot("changed", str(exc))
@@ -351,7 +350,8 @@ class StructevalSession:
         if record is None or report.when != "call":
             return
         status = "xfailed" if hasattr(report, "wasxfail") else report.outcome
-        self.records[record["task_id"]] = {**record, "status": status}
+        # Typed once, here, where the JSON a worker sent arrives.
+        self.records[record["task_id"]] = TaskRecord.from_dict({**record, "status": status})
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
@@ -367,31 +367,20 @@ class StructevalSession:
         if not self.records:
             return
         meta = self.evaluation.meta(self.worker_meta, extra_versions={"pytest": pytest.__version__})
-        self.outcome = self.evaluation.finish(self.records, selected=self.selected, meta=meta)
-        failed = self.outcome.error is not None
-        comparison = self.outcome.report.comparison if self.outcome.report else None
-        dropped = comparison is not None and comparison.get("dropped")
+        self.finished = self.evaluation.finish(self.records, selected=self.selected, meta=meta)
+        failed = self.finished.error is not None
+        dropped = self.finished.report is not None and self.finished.report.failed_gate
         if (failed or dropped) and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        outcome = self.outcome
-        if outcome is None:
+        finished = self.finished
+        if finished is None:
             return
         terminalreporter.write_sep("=", "structeval summary")
-        report = outcome.report
-        if report is not None:
-            for line in report.lines():
+        if finished.report is not None:
+            for line in finished.report.lines():
                 terminalreporter.write_line(line)
-            if report.comparison is not None:
-                from .report.gate import Comparison
-
-                terminalreporter.write_line("")
-                for line in Comparison.from_dict(report.comparison).lines():
-                    terminalreporter.write_line(line)
-            counts = report.summary.get("snapshots") or {}
-            if counts.get("new"):
-                terminalreporter.write_line(f"snapshots: {counts['new']} new, written")
         unused = self.unused_snapshots()
         if unused:
             names = ", ".join(p.name for p in unused[:5]) + (" …" if len(unused) > 5 else "")
@@ -399,13 +388,13 @@ class StructevalSession:
                 f"snapshots: {len(unused)} for tasks no longer in {self.settings.tasks.name} "
                 f"(delete them if they are stale): {names}"
             )
-        if outcome.error is not None:
+        if finished.error is not None:
             terminalreporter.write_line(
-                f"structeval: the reports were not all written ({outcome.error}); "
+                f"structeval: the reports were not all written ({finished.error}); "
                 "inference.json holds every generation",
                 red=True,
             )
-        terminalreporter.write_line("written: " + ", ".join(str(p) for p in outcome.written))
+        terminalreporter.write_line("written: " + ", ".join(str(p) for p in finished.written))
 
     def unused_snapshots(self) -> list[Path]:
         """Snapshot files of this model whose task is gone from the task file (a -k/-m subset

@@ -16,14 +16,14 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, get_args
+from typing import get_args
 
 from .files import cache_root
+from .scoring.extract import ScoringMode
 from .tasks import BUNDLED_TASKS, FORMATS
 
 DEFAULT_MODEL = "Qwen/Qwen3-4B-Instruct-2507"
 DEFAULT_OUT = "structeval-out"
-ScoringMode = Literal["upstream", "strict"]
 SCORING_MODES: tuple[str, ...] = get_args(ScoringMode)
 DTYPES = ("auto", "float32", "float16", "bfloat16", "half", "float")
 

@@ -38,7 +38,7 @@ from pytest_structeval.backends.adapter import read_adapter
 from pytest_structeval.models import BUILTIN_SMOLLM2, ModelError, builtin_path, resolve_model
 from pytest_structeval.models import smollm2 as recipe
 from pytest_structeval.models.finetune import reference_examples, train_lora_adapter
-from pytest_structeval.report.report import Report
+from pytest_structeval.report.report import Report, TaskRecord
 from pytest_structeval.scoring.score import TaskScore, score_task
 from pytest_structeval.tasks import BUNDLED_TASKS, Task, TaskSet
 
@@ -243,7 +243,7 @@ def test_report_numbers_equal_a_fresh_scoring(base_run):
             by_id[record["task_id"]], record["generation"], finish_reason=record["finish_reason"]
         ).to_dict()
         assert {k: record[k] for k in fresh} == json.loads(json.dumps(fresh)), record["task_id"]
-        rescored[record["task_id"]] = record
+        rescored[record["task_id"]] = TaskRecord.from_dict(record)
     again = Report.build(rescored, taskset, meta=stored["meta"]).to_dict()
     summary = {k: v for k, v in stored["summary"].items() if k != "snapshots"}
     assert {k: v for k, v in again["summary"].items() if k != "snapshots"} == summary

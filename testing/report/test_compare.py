@@ -19,14 +19,14 @@ from support import OPEN150_ANSWERS, SHARED_DATA
 
 from pytest_structeval.compare import main
 from pytest_structeval.files import dump_json, write_atomic
-from pytest_structeval.report.compare import (
+from pytest_structeval.report.report import Report, TaskRecord
+from pytest_structeval.report.runs import (
     CompareError,
     compare_runs,
     load_run,
     load_runs,
     render_comparison_html,
 )
-from pytest_structeval.report.report import Report
 from pytest_structeval.scoring.score import score_task
 from pytest_structeval.tasks import BUNDLED_TASKS, TaskSet, load_generations
 
@@ -41,12 +41,9 @@ def write_report(
     for task in taskset:
         if task.task_id in generations:
             result = score_task(task, generations[task.task_id])
-            records[task.task_id] = {
-                **result.to_dict(),
-                "generation": generations[task.task_id],
-                "finish_reason": "unknown",
-                "status": "passed" if result.perfect else "failed",
-            }
+            records[task.task_id] = TaskRecord(
+                result, generations[task.task_id], "passed" if result.perfect else "failed"
+            )
     report = Report.build(records, taskset, meta=dict(meta))
     path = directory / "report.json"
     write_atomic(path, dump_json(report.to_dict()))

@@ -20,7 +20,7 @@ from test_compare import (  # noqa: F401 (fixtures)
 )
 from test_html_chromium import chromium, run_chromium  # noqa: F401 (fixture)
 
-from pytest_structeval.report.compare import compare_runs, load_runs, render_comparison_html
+from pytest_structeval.report.runs import compare_runs, load_runs, render_comparison_html
 
 
 class Page(HTMLParser):

@@ -12,7 +12,7 @@ from pytest_structeval.report.gate import (
     Comparison,
     Verdict,
     bootstrap_ci,
-    compare,
+    compare_with_baseline,
     load_baseline,
     paired_test,
     sign_test,
@@ -125,7 +125,7 @@ NOW = {"t1": 1.0, "t2": 0.5, "t3": 1.0, "t4": 0.25, "t5": 0.4, "t6": 0.0, "t8": 
 
 
 def test_compare_classifies_every_task():
-    comparison = compare(NOW, BASE, current_overall=0.55)
+    comparison = compare_with_baseline(NOW, BASE, current_overall=0.55)
     assert [(t.task_id, t.status) for t in comparison.tasks] == [
         ("t1", "same"),
         ("t2", "regressed"),
@@ -157,24 +157,24 @@ def test_compare_classifies_every_task():
     ("current", "dropped"), [(0.59, False), (0.5899, True), (0.6, False), (0.7, False)]
 )
 def test_overall_drop_gate(current, dropped):
-    comparison = compare(NOW, BASE, current_overall=current, max_drop=0.01)
+    comparison = compare_with_baseline(NOW, BASE, current_overall=current, max_drop=0.01)
     assert comparison.overall_delta == pytest.approx(current - 0.6)
     assert comparison.dropped is dropped
 
 
 def test_max_drop_zero_fails_any_drop():
-    assert compare(NOW, BASE, current_overall=0.5999, max_drop=0.0).dropped
-    assert not compare(NOW, BASE, current_overall=0.6, max_drop=0.0).dropped
+    assert compare_with_baseline(NOW, BASE, current_overall=0.5999, max_drop=0.0).dropped
+    assert not compare_with_baseline(NOW, BASE, current_overall=0.6, max_drop=0.0).dropped
 
 
 def test_skipped_baseline_tasks_count_as_absent():
     base = report({"t1": 1.0, "t2": None}, 1.0)
-    comparison = compare({"t1": 1.0, "t2": 0.0}, base, current_overall=0.5)
+    comparison = compare_with_baseline({"t1": 1.0, "t2": 0.0}, base, current_overall=0.5)
     assert [t.status for t in comparison.tasks] == ["same", "new"]
 
 
 def test_to_dict_is_json_and_round_trips():
-    comparison = compare(NOW, BASE, current_overall=0.55)
+    comparison = compare_with_baseline(NOW, BASE, current_overall=0.55)
     data = json.loads(json.dumps(comparison.to_dict()))
     assert data["overall_delta"] == pytest.approx(-0.05)
     assert data["dropped"] is True
@@ -193,7 +193,7 @@ def test_to_dict_is_json_and_round_trips():
 
 def test_lines_summarise_delta_test_counts_and_regressions():
     many = {f"t{i}": 1.0 for i in range(15)}
-    comparison = compare(
+    comparison = compare_with_baseline(
         {t: 0.0 for t in many}, report(many, 1.0), current_overall=0.0, max_drop=0.01
     )
     lines = comparison.lines()
@@ -205,7 +205,9 @@ def test_lines_summarise_delta_test_counts_and_regressions():
 
 
 def test_lines_for_an_unchanged_run():
-    same = compare({"a": 1.0, "b": 0.5}, report({"a": 1.0, "b": 0.5}, 0.75), current_overall=0.75)
+    same = compare_with_baseline(
+        {"a": 1.0, "b": 0.5}, report({"a": 1.0, "b": 0.5}, 0.75), current_overall=0.75
+    )
     assert same.lines() == [
         "overall 0.7500 -> 0.7500 (+0.0000): within the allowed drop of 0.01",
         "paired over 2 tasks: mean difference +0.0000, 95% bootstrap CI [+0.0000, +0.0000], "
@@ -268,6 +270,6 @@ def test_sign_test_is_symmetric_and_bounded():
 
 
 def test_baseline_overall_over_a_subset_can_be_given():
-    comparison = compare({"t1": 1.0}, BASE, current_overall=1.0, baseline_overall=1.0)
+    comparison = compare_with_baseline({"t1": 1.0}, BASE, current_overall=1.0, baseline_overall=1.0)
     assert comparison.overall_baseline == 1.0 and not comparison.dropped
     assert [t.status for t in comparison.tasks][:1] == ["same"]

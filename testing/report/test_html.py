@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from pytest_structeval.report.gate import compare
+from pytest_structeval.report.gate import compare_with_baseline
 from pytest_structeval.report.html import CODE_DISPLAY_LIMIT, error_offset, mark_code, render_html
 
 HOSTILE = '</pre><script>alert(1)</script><img src="https://evil.example/x.png" onerror="alert(2)">'
@@ -106,7 +106,9 @@ def synthetic_report(*, with_comparison: bool = False) -> dict:
             "meta": {"model": "org/base"},
         }
         current = {t["task_id"]: t["score"] for t in tasks}
-        report["comparison"] = compare(current, baseline, current_overall=0.5).to_dict()
+        report["comparison"] = compare_with_baseline(
+            current, baseline, current_overall=0.5
+        ).to_dict()
     return report
 
 

@@ -124,3 +124,17 @@ def test_empty_begin_code_payload_is_a_failed_extraction():
         assert extract_code(text).failed is not None, repr(text)
     for text in ("<|BEGIN_CODE|> x<|END_CODE|>", "```\n```<|BEGIN_CODE|><|END_CODE|>"):
         assert extract_code(text).failed is None, repr(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(
+        alphabet=st.sampled_from(["`", "\\", "u", "n", "0", "\n", "é", "x", "<", ">", "{", " "])
+    )
+)
+def test_the_document_is_the_code_without_the_unicode_escape_step(generation):
+    for mode in ("upstream", "strict"):
+        assert (
+            extract_code(generation, mode=mode).document
+            == extract_code(generation, mode=mode, unescape=False).code
+        )

@@ -13,12 +13,14 @@ from __future__ import annotations
 import math
 import os
 import random
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from ..files import read_json
+from ..scoring.score import TaskScore
+from .aggregate import summarize
 
 Outcome = Literal["pass", "fail", "xfail"]
 DeltaStatus = Literal["regressed", "fixed", "worse", "better", "same", "new", "gone"]
@@ -310,7 +312,7 @@ def baseline_scores(baseline_report: Mapping[str, Any]) -> dict[str, float]:
     }
 
 
-def compare(
+def compare_with_baseline(
     current_tasks: Mapping[str, float],
     baseline_report: Mapping[str, Any],
     *,
@@ -355,6 +357,22 @@ def compare(
     )
 
 
+def baseline_over(
+    baseline_report: Mapping[str, Any],
+    task_ids: Collection[str],
+    *,
+    weights: Mapping[str, float] | None = None,
+) -> tuple[dict[str, Any], float | None]:
+    """Compare like with like: a baseline report narrowed to ``task_ids`` (the tasks this run
+    scored, when it ran a subset of the task file) and its overall recomputed over them the
+    way this run's was (None when none of them has a score)."""
+    kept = [t for t in baseline_report.get("tasks", []) if t["task_id"] in task_ids]
+    # The baseline's records are JSON from disk: read back into scores once, here.
+    scored = [TaskScore.from_dict(t) for t in kept if t.get("score") is not None]
+    overall = summarize(scored, weights=weights)["overall"] if scored else None
+    return {**baseline_report, "tasks": kept}, overall  # type: ignore[return-value]
+
+
 def read_report(
     path: str | os.PathLike[str], *, what: str, hint: str, error: type[ValueError]
 ) -> tuple[Path, dict[str, Any]]:
@@ -384,7 +402,7 @@ def task_records(
         if task_id in records:
             raise error(f"{where}: task_id {task_id} appears twice")
         score = record.get("score")
-        if score is not None and not (_is_number(score) and 0.0 <= score <= 1.0):
+        if score is not None and not (is_number(score) and 0.0 <= score <= 1.0):
             raise error(f"{where} ({task_id}): score {score!r} is not in [0, 1]")
         records[task_id] = record
     return records
@@ -399,7 +417,7 @@ def load_baseline(path: str | os.PathLike[str]) -> dict[str, Any]:
     path, report = read_report(path, what="baseline report", hint=hint, error=BaselineError)
     summary = report.get("summary")
     overall = summary.get("overall") if isinstance(summary, dict) else None
-    if not _is_number(overall):
+    if not is_number(overall):
         raise BaselineError(f"baseline report {path}: no numeric summary.overall; {hint}")
     tasks = report.get("tasks")
     if not isinstance(tasks, list) or not tasks:
@@ -408,5 +426,5 @@ def load_baseline(path: str | os.PathLike[str]) -> dict[str, Any]:
     return report
 
 
-def _is_number(value: object) -> bool:
+def is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -21,7 +21,7 @@ CONTEXT_LINES = 3  # lines shown around an error that lies beyond the displayed 
 MAX_LISTED_PATHS = 3  # missing paths shown in the table cell; the details show all
 MAX_OPEN_CHANGES = 20  # the changed-tasks table starts folded when longer
 
-_CSS = """
+CSS = """
 :root{--ok:#1a7f37;--bad:#cf222e;--warn:#9a6700;--muted:#656d76;--line:#d0d7de;--bg2:#f6f8fa}
 *{box-sizing:border-box}
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;max-width:1400px;
@@ -80,11 +80,11 @@ _JS = """
 """
 
 
-def _e(value: object) -> str:
+def esc(value: object) -> str:
     return escape("" if value is None else str(value), quote=True)
 
 
-def _num(value: object, digits: int = 3) -> str:
+def fmt_num(value: object, digits: int = 3) -> str:
     return (
         "–"
         if not isinstance(value, (int, float)) or isinstance(value, bool)
@@ -92,7 +92,7 @@ def _num(value: object, digits: int = 3) -> str:
     )
 
 
-def _pct(value: object) -> str:
+def fmt_pct(value: object) -> str:
     return "–" if not isinstance(value, (int, float)) or isinstance(value, bool) else f"{value:.0%}"
 
 
@@ -103,7 +103,7 @@ def _width(value: object) -> str:
 
 
 def _badge(status: object) -> str:
-    s = _e(status or "none")
+    s = esc(status or "none")
     return f'<span class="badge {s}">{s}</span>'
 
 
@@ -131,23 +131,23 @@ def mark_code(code: str, line: int | None, column: int | None) -> str:
     """
     offset = error_offset(code, line, column)
     if offset is None:
-        return _e(code)
+        return esc(code)
     line_start = code.rfind("\n", 0, offset) + 1
     line_end = code.find("\n", offset)
     line_end = len(code) if line_end < 0 else line_end
     if offset < line_end:
-        marked = f"<mark>{_e(code[offset])}</mark>{_e(code[offset + 1 : line_end])}"
+        marked = f"<mark>{esc(code[offset])}</mark>{esc(code[offset + 1 : line_end])}"
     else:
         where = "EOF" if offset >= len(code) else "⏎"
         marked = f'<mark title="error here">{where}</mark>'
     return (
-        _e(code[:line_start])
-        + f'<span class="errline">{_e(code[line_start:offset])}{marked}</span>'
-        + _e(code[line_end:])
+        esc(code[:line_start])
+        + f'<span class="errline">{esc(code[line_start:offset])}{marked}</span>'
+        + esc(code[line_end:])
     )
 
 
-def _code_block(code: str, error: Mapping[str, Any] | None) -> str:
+def code_block(code: str, error: Mapping[str, Any] | None) -> str:
     code = code.replace("\r\n", "\n").replace("\r", "\n")
     line = error.get("line") if error else None
     column = error.get("column") if error else None
@@ -155,7 +155,7 @@ def _code_block(code: str, error: Mapping[str, Any] | None) -> str:
         return f'<pre class="code">{mark_code(code, line, column)}</pre>'
     shown = code[:CODE_DISPLAY_LIMIT]
     parts = [
-        f'<pre class="code">{mark_code(shown, line, column) if _within(shown, line) else _e(shown)}</pre>',
+        f'<pre class="code">{mark_code(shown, line, column) if _within(shown, line) else esc(shown)}</pre>',
         f'<p class="note">Showing the first {CODE_DISPLAY_LIMIT:,} of {len(code):,} characters.</p>',
     ]
     if line is not None and not _within(shown, line):
@@ -182,14 +182,14 @@ def _header(report: Mapping[str, Any]) -> str:
     for t in tasks:
         counts[str(t.get("status"))] = counts.get(str(t.get("status")), 0) + 1
     who = [
-        f"<b>{_e(meta[k])}</b>" if k == "model" else f"{k} <b>{_e(meta[k])}</b>"
+        f"<b>{esc(meta[k])}</b>" if k == "model" else f"{k} <b>{esc(meta[k])}</b>"
         for k in ("model", "adapter", "backend", "generations")
         if meta.get(k)
     ]
     cards = [
-        f'<span class="score" id="overall">{_num(summary.get("overall"), 4)}</span>',
-        f'<span class="card">task mean <b>{_num(summary.get("task_mean"), 4)}</b></span>',
-        f'<span class="card">parse rate <b>{_pct(summary.get("parse_rate"))}</b></span>',
+        f'<span class="score" id="overall">{fmt_num(summary.get("overall"), 4)}</span>',
+        f'<span class="card">task mean <b>{fmt_num(summary.get("task_mean"), 4)}</b></span>',
+        f'<span class="card">parse rate <b>{fmt_pct(summary.get("parse_rate"))}</b></span>',
         f'<span class="card">{len(tasks)} tasks</span>',
     ]
     cards += [
@@ -198,7 +198,7 @@ def _header(report: Mapping[str, Any]) -> str:
         if counts.get(s)
     ]
     extra = "".join(
-        f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>"
+        f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>"
         for k, v in meta.items()
         if isinstance(v, (str, int, float, bool))
     )
@@ -223,12 +223,12 @@ def _formats(summary: Mapping[str, Any]) -> str:
         if not stats:
             continue
         rows.append(
-            f'<div class="label"><b>{_e(fmt.upper())}</b></div>'
-            f'<div class="bar" data-format="{_e(fmt)}" title="mean {_num(stats.get("mean"))}">'
+            f'<div class="label"><b>{esc(fmt.upper())}</b></div>'
+            f'<div class="bar" data-format="{esc(fmt)}" title="mean {fmt_num(stats.get("mean"))}">'
             f'<div class="fill" style="width:{_width(stats.get("mean"))}%"></div>'
             f'<div class="parse" style="width:{_width(stats.get("parse_rate"))}%"></div></div>'
-            f'<div class="meta">mean <b>{_num(stats.get("mean"))}</b> · n {_e(stats.get("n"))}'
-            f" · parses {_pct(stats.get('parse_rate'))} · strict {_pct(stats.get('strict_parse_rate'))}</div>"
+            f'<div class="meta">mean <b>{fmt_num(stats.get("mean"))}</b> · n {esc(stats.get("n"))}'
+            f" · parses {fmt_pct(stats.get('parse_rate'))} · strict {fmt_pct(stats.get('strict_parse_rate'))}</div>"
         )
     return (
         '<section id="formats"><h2>By format</h2>'
@@ -240,8 +240,8 @@ def _formats(summary: Mapping[str, Any]) -> str:
 def _task_types(summary: Mapping[str, Any]) -> str:
     by_type = summary.get("by_task_type") or {}
     rows = "".join(
-        f'<tr><td>{_e(name)}</td><td class="num">{_e(stats.get("n"))}</td>'
-        f'<td class="num">{_num(stats.get("mean"))}</td>'
+        f'<tr><td>{esc(name)}</td><td class="num">{esc(stats.get("n"))}</td>'
+        f'<td class="num">{fmt_num(stats.get("mean"))}</td>'
         f'<td><div class="bar"><div class="fill" style="width:{_width(stats.get("mean"))}%"></div></div></td></tr>'
         for name, stats in sorted(by_type.items())
     )
@@ -256,37 +256,37 @@ def _comparison(comparison: Mapping[str, Any], names: Mapping[str, str]) -> str:
     paired = comparison.get("paired") or {}
     dropped = bool(comparison.get("dropped"))
     base_meta = comparison.get("baseline_meta") or {}
-    who = " · ".join(f"{_e(k)} {_e(v)}" for k, v in base_meta.items())
+    who = " · ".join(f"{esc(k)} {esc(v)}" for k, v in base_meta.items())
     gate = (
-        f'<span class="dropped">overall dropped by more than {_num(comparison.get("max_drop"))}</span>'
+        f'<span class="dropped">overall dropped by more than {fmt_num(comparison.get("max_drop"))}</span>'
         if dropped
         else '<span class="held">overall within the allowed drop</span>'
     )
     counts = comparison.get("counts") or {}
     count_cards = "".join(
-        f'<span class="card">{_badge(s)} {_e(n)}</span>' for s, n in counts.items() if n
+        f'<span class="card">{_badge(s)} {esc(n)}</span>' for s, n in counts.items() if n
     )
     changed = [t for t in comparison.get("tasks") or [] if t.get("status") != "same"]
     rank = {s: i for i, s in enumerate(("regressed", "worse", "gone", "new", "fixed", "better"))}
     changed.sort(key=lambda t: (rank.get(str(t.get("status")), 99), t.get("delta") or 0.0))
     rows = "".join(
-        f'<tr><td><a href="#task-{_e(t.get("task_id"))}"><code>{_e(t.get("task_id"))}</code></a></td>'
-        f"<td>{_e(names.get(str(t.get('task_id')), ''))}</td>"
-        f'<td class="num">{_num(t.get("baseline"))}</td><td class="num">{_num(t.get("current"))}</td>'
-        f'<td class="num">{_delta(t.get("delta"))}</td><td>{_badge(t.get("status"))}</td></tr>'
+        f'<tr><td><a href="#task-{esc(t.get("task_id"))}"><code>{esc(t.get("task_id"))}</code></a></td>'
+        f"<td>{esc(names.get(str(t.get('task_id')), ''))}</td>"
+        f'<td class="num">{fmt_num(t.get("baseline"))}</td><td class="num">{fmt_num(t.get("current"))}</td>'
+        f'<td class="num">{fmt_delta(t.get("delta"))}</td><td>{_badge(t.get("status"))}</td></tr>'
         for t in changed
     )
     noise = "within noise" if paired.get("noise") else "not noise"
     return (
         '<section id="comparison"><h2>Baseline comparison</h2>'
         + (f'<p class="meta">baseline: {who}</p>' if who else "")
-        + f"<p>overall <b>{_num(comparison.get('overall_baseline'), 4)}</b> → "
-        f"<b>{_num(comparison.get('overall_current'), 4)}</b> "
-        f'(<b id="overall-delta">{_delta(comparison.get("overall_delta"), 4)}</b>): {gate}</p>'
-        f"<p>paired over {_e(paired.get('n'))} tasks: mean difference {_delta(paired.get('mean_delta'), 4)}, "
-        f"{_pct(paired.get('confidence'))} bootstrap CI [{_delta(paired.get('ci_low'), 4)}, "
-        f"{_delta(paired.get('ci_high'), 4)}], sign test p = {_e(_p(paired.get('sign_test_p')))} "
-        f"({_e(paired.get('n_better'))} better, {_e(paired.get('n_worse'))} worse): <b>{noise}</b></p>"
+        + f"<p>overall <b>{fmt_num(comparison.get('overall_baseline'), 4)}</b> → "
+        f"<b>{fmt_num(comparison.get('overall_current'), 4)}</b> "
+        f'(<b id="overall-delta">{fmt_delta(comparison.get("overall_delta"), 4)}</b>): {gate}</p>'
+        f"<p>paired over {esc(paired.get('n'))} tasks: mean difference {fmt_delta(paired.get('mean_delta'), 4)}, "
+        f"{fmt_pct(paired.get('confidence'))} bootstrap CI [{fmt_delta(paired.get('ci_low'), 4)}, "
+        f"{fmt_delta(paired.get('ci_high'), 4)}], sign test p = {esc(_p(paired.get('sign_test_p')))} "
+        f"({esc(paired.get('n_better'))} better, {esc(paired.get('n_worse'))} worse): <b>{noise}</b></p>"
         f'<div class="cards">{count_cards}</div>'
         + (
             # A long list is folded so that the rest of the page stays in reach.
@@ -301,7 +301,7 @@ def _comparison(comparison: Mapping[str, Any], names: Mapping[str, str]) -> str:
     )
 
 
-def _delta(value: object, digits: int = 3) -> str:
+def fmt_delta(value: object, digits: int = 3) -> str:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return "–"
     return f"{value:+.{digits}f}"
@@ -315,7 +315,7 @@ def _p(value: object) -> str:
 
 def _list(items: Sequence[object], limit: int | None = None) -> str:
     shown = list(items)[:limit] if limit else list(items)
-    text = ", ".join(f"<code>{_e(i)}</code>" for i in shown)
+    text = ", ".join(f"<code>{esc(i)}</code>" for i in shown)
     if limit and len(items) > limit:
         text += f' <span class="meta">+{len(items) - limit} more</span>'
     return text
@@ -332,17 +332,17 @@ def _task_rows(
     error = task.get("syntax_error") or None
     search = f"{task_id} {task.get('task_name', '')}".lower()
     cells = [
-        f"<td><code>{_e(task_id)}</code></td>",
-        f"<td>{_e(task.get('task_name'))}</td>",
-        f"<td>{_e(fmt.upper())}</td>",
-        f'<td class="num">{_num(task.get("score"))}</td>',
+        f"<td><code>{esc(task_id)}</code></td>",
+        f"<td>{esc(task.get('task_name'))}</td>",
+        f"<td>{esc(fmt.upper())}</td>",
+        f'<td class="num">{fmt_num(task.get("score"))}</td>',
         f"<td>{_badge(status)}</td>",
         f"<td>{_list(stripped)}</td>",
         f"<td>{_list(missing, MAX_LISTED_PATHS) if missing else ''}</td>",
     ]
     if with_baseline:
         cells.append(
-            f"<td>{_num(delta.get('baseline'))} → {_num(delta.get('current'))} {_badge(delta.get('status'))}</td>"
+            f"<td>{fmt_num(delta.get('baseline'))} → {fmt_num(delta.get('current'))} {_badge(delta.get('status'))}</td>"
             if delta
             else "<td></td>"
         )
@@ -350,24 +350,24 @@ def _task_rows(
     reasons = task.get("reasons") or []
     if reasons:
         details.append(
-            '<ul class="reasons">' + "".join(f"<li>{_e(r)}</li>" for r in reasons) + "</ul>"
+            '<ul class="reasons">' + "".join(f"<li>{esc(r)}</li>" for r in reasons) + "</ul>"
         )
     facts = [
-        f"syntax ok: <b>{_e(task.get('syntax_ok'))}</b>",
-        f"strict: <b>{_e(task.get('strict_ok'))}</b>",
-        f"key score: <b>{_num(task.get('key_score'))}</b>",
-        f"paths found {_e(len(task.get('found_paths') or []))} of {_e(len(task.get('expected_paths') or []))}",
+        f"syntax ok: <b>{esc(task.get('syntax_ok'))}</b>",
+        f"strict: <b>{esc(task.get('strict_ok'))}</b>",
+        f"key score: <b>{fmt_num(task.get('key_score'))}</b>",
+        f"paths found {esc(len(task.get('found_paths') or []))} of {esc(len(task.get('expected_paths') or []))}",
     ]
     if task.get("truncated"):
         facts.append('<span class="note">generation truncated (hit max_tokens)</span>')
     details.append(f'<p class="meta">{" · ".join(facts)}</p>')
     if error:
         where = ", ".join(
-            f"{k} {_e(error.get(k))}" for k in ("line", "column") if error.get(k) is not None
+            f"{k} {esc(error.get(k))}" for k in ("line", "column") if error.get(k) is not None
         )
         details.append(
             f'<p class="syntax-error"><b>Parse error</b>{" at " + where if where else ""}: '
-            f"{_e(error.get('message'))}</p>"
+            f"{esc(error.get('message'))}</p>"
         )
     if missing:
         details.append(f"<p>Missing paths: {_list(missing)}</p>")
@@ -375,23 +375,23 @@ def _task_rows(
         details.append(f"<p>Stripped before parsing: {_list(stripped)}</p>")
     code = str(task.get("code") or "")
     generation = str(task.get("generation") or "")
-    details.append("<p><b>Parsed code</b></p>" + _code_block(code, error))
+    details.append("<p><b>Parsed code</b></p>" + code_block(code, error))
     if generation and generation != code:
         details.append(
             "<details><summary>Raw generation</summary>"
-            + _code_block(generation, None)
+            + code_block(generation, None)
             + "</details>"
         )
     return (
-        f'<tr class="task" id="task-{_e(task_id)}" data-status="{_e(status)}" data-format="{_e(fmt)}" '
-        f'data-search="{_e(search)}">{"".join(cells)}</tr>'
-        f'<tr class="detail"><td colspan="{len(cells)}"><details><summary>output of {_e(task_id)}</summary>'
+        f'<tr class="task" id="task-{esc(task_id)}" data-status="{esc(status)}" data-format="{esc(fmt)}" '
+        f'data-search="{esc(search)}">{"".join(cells)}</tr>'
+        f'<tr class="detail"><td colspan="{len(cells)}"><details><summary>output of {esc(task_id)}</summary>'
         f"{''.join(details)}</details></td></tr>"
     )
 
 
 def _options(values: Sequence[str]) -> str:
-    return "".join(f'<option value="{_e(v)}">{_e(v)}</option>' for v in values)
+    return "".join(f'<option value="{esc(v)}">{esc(v)}</option>' for v in values)
 
 
 def _tasks(report: Mapping[str, Any]) -> str:
@@ -438,14 +438,14 @@ def content_security_policy(script: str | None) -> str:
     )
 
 
-def page_head(title: str, *, script: str | None, css: str = _CSS) -> list[str]:
+def page_head(title: str, *, script: str | None, css: str = CSS) -> list[str]:
     """The start of a self-contained page up to ``<body>``: charset, policy, title, styles."""
     return [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        f'<meta http-equiv="Content-Security-Policy" content="{_e(content_security_policy(script))}">',
+        f'<meta http-equiv="Content-Security-Policy" content="{esc(content_security_policy(script))}">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_e(title)}</title><style>{css}</style></head><body>",
+        f"<title>{esc(title)}</title><style>{css}</style></head><body>",
     ]
 
 

@@ -18,7 +18,9 @@ import warnings
 from dataclasses import dataclass
 from typing import Literal
 
-Mode = Literal["upstream", "strict"]
+# How a generation is read: as upstream StructEval does, or as strict competitor tooling does
+# (spec §7). Defined here, the first step of scoring; settings and the parsers import it.
+ScoringMode = Literal["upstream", "strict"]
 Source = Literal["fence", "begin_code", "code_tag", "whole"]
 
 # Upstream removes only this exact empty think block; a non-empty one or one with a single
@@ -48,10 +50,14 @@ class Extraction:
     decode_failed: bool = False
     # Why upstream's extraction itself raises on this generation (the task then scores 0).
     failed: str | None = None
+    # The same span before the unicode_escape step: the document as the model wrote it, for
+    # people to read (snapshots), since the decode turns non-ASCII text into mojibake.
+    # ``code`` whenever the decode did not change the text.
+    document: str = ""
 
 
 def preprocess(
-    text: str, *, mode: Mode = "upstream", unescape: bool = True
+    text: str, *, mode: ScoringMode = "upstream", unescape: bool = True
 ) -> tuple[str, tuple[str, ...], bool]:
     """Spec §1.1: entity replacement, empty-think removal, unicode_escape (upstream only, and
     only with ``unescape``).
@@ -139,16 +145,31 @@ def _closer_end(text: str, end: int, token: str | re.Pattern[str]) -> int:
     return found.end() if found else end
 
 
-def extract_code(generation: str, *, mode: Mode = "upstream", unescape: bool = True) -> Extraction:
+def extract_code(
+    generation: str, *, mode: ScoringMode = "upstream", unescape: bool = True
+) -> Extraction:
     """Spec §1.2: fence anywhere wins, then BEGIN_CODE tags, then the whole text (stripped).
 
     Strict mode skips the unicode_escape decode and also recognises ``<code>`` tags (after a
     fence and BEGIN_CODE), as competitor tooling does. ``unescape=False`` skips the decode in
-    upstream mode too: the document as the model wrote it, for people to read (snapshots),
-    since the decode turns non-ASCII text into mojibake.
+    upstream mode too. ``document`` is the extracted span without the decode in any case, so
+    one call serves both the scorer and the snapshots.
     """
     text, marks, decode_failed = preprocess(generation, mode=mode, unescape=unescape)
-    stripped = list(marks)
+    code, source, stripped, failed = _locate(text, mode, marks)
+    document = code
+    if "unescaped" in marks:
+        # The decode changed the text, and with it possibly where the code is.
+        raw, _, _ = preprocess(generation, mode=mode, unescape=False)
+        document = _locate(raw, mode, marks)[0]
+    return Extraction(code, source, stripped, decode_failed, failed, document)
+
+
+def _locate(
+    text: str, mode: ScoringMode, marks: tuple[str, ...]
+) -> tuple[str, Source, tuple[str, ...], str | None]:
+    """The code in a preprocessed text, where it came from, what was stripped (``marks``, the
+    preprocessing's, then what surrounded the code), and why upstream would raise on it."""
     span = _fence_span(text)
     failed = (
         "upstream's extraction raises on an empty <|BEGIN_CODE|> payload (AttributeError), "
@@ -166,9 +187,9 @@ def extract_code(generation: str, *, mode: Mode = "upstream", unescape: bool = T
         elif mode == "strict" and (span := _tag_span(text, _CODE_OPEN, _CODE_CLOSE)) is not None:
             source, closer = "code_tag", _closer_end(text, span[2], _CODE_CLOSE)
         else:
-            return Extraction(text.strip(), "whole", tuple(stripped), decode_failed, failed)
+            return text.strip(), "whole", marks, failed
     start, body_start, body_end = span
-    stripped.append(source)
+    stripped = [*marks, source]
     before, after = text[:start], text[closer:]
     if _THINK.search(before) and "think" not in stripped:
         stripped.append("think")
@@ -176,8 +197,7 @@ def extract_code(generation: str, *, mode: Mode = "upstream", unescape: bool = T
         stripped.append("prose_before")
     if after.strip():
         stripped.append("prose_after")
-    code = text[body_start:body_end].strip()
-    return Extraction(code, source, tuple(stripped), decode_failed, failed)
+    return text[body_start:body_end].strip(), source, tuple(stripped), failed
 
 
 def as_returned(generation: str) -> str:

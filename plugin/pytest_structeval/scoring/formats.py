@@ -20,7 +20,6 @@ import io
 import json
 import re
 from dataclasses import dataclass
-from typing import Literal
 from xml.parsers import expat
 
 import toml
@@ -41,9 +40,8 @@ from .cost import (
     tomllib_cost,
     xml_cost,
 )
+from .extract import ScoringMode
 from .yaml_upstream import safe_load
-
-Mode = Literal["upstream", "strict"]
 
 MESSAGE_SHOWN = 160
 
@@ -104,7 +102,9 @@ def _writable(code: str) -> ParseResult | None:
     return None
 
 
-def parse_json(code: str, mode: Mode = "upstream", budget: float = WORK_BUDGET) -> ParseResult:
+def parse_json(
+    code: str, mode: ScoringMode = "upstream", budget: float = WORK_BUDGET
+) -> ParseResult:
     if json_depth(code) > JSON_MAX_DEPTH:
         return _fail(
             f"nesting deeper than {JSON_MAX_DEPTH} levels (upstream's json raises RecursionError "
@@ -123,7 +123,9 @@ def parse_json(code: str, mode: Mode = "upstream", budget: float = WORK_BUDGET) 
     return ParseResult(True, value)
 
 
-def parse_yaml(code: str, mode: Mode = "upstream", budget: float = WORK_BUDGET) -> ParseResult:
+def parse_yaml(
+    code: str, mode: ScoringMode = "upstream", budget: float = WORK_BUDGET
+) -> ParseResult:
     try:
         # A multi-document stream raises ComposerError, as yaml.safe_load does upstream.
         value = safe_load(code, budget)
@@ -160,7 +162,9 @@ def _strict_yaml(result: ParseResult) -> ParseResult:
 _TOMLLIB_POS = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 
-def parse_toml(code: str, mode: Mode = "upstream", budget: float = WORK_BUDGET) -> ParseResult:
+def parse_toml(
+    code: str, mode: ScoringMode = "upstream", budget: float = WORK_BUDGET
+) -> ParseResult:
     try:
         if mode == "strict":
             if tomllib_cost(code) > budget:
@@ -195,7 +199,9 @@ def parse_toml(code: str, mode: Mode = "upstream", budget: float = WORK_BUDGET) 
     return ParseResult(True, value)
 
 
-def parse_xml(code: str, mode: Mode = "upstream", budget: float = WORK_BUDGET) -> ParseResult:
+def parse_xml(
+    code: str, mode: ScoringMode = "upstream", budget: float = WORK_BUDGET
+) -> ParseResult:
     if xml_cost(code) > budget:
         raise TooCostly("the XML parse", budget)
     try:
@@ -227,7 +233,9 @@ def csv_table(code: str) -> dict[str, object]:
     return {"csv_headers": list(headers) if headers is not None else None, "csv_rows": rows}
 
 
-def parse_csv(code: str, mode: Mode = "upstream", budget: float = WORK_BUDGET) -> ParseResult:
+def parse_csv(
+    code: str, mode: ScoringMode = "upstream", budget: float = WORK_BUDGET
+) -> ParseResult:
     # Upstream builds a DictReader without iterating it, which is always truthy: a CSV
     # "parses" whatever it holds, prose and empty text included. Its key check then reads
     # every row, and any error there gives keys 0 (the syntax score stays 1).
@@ -260,7 +268,7 @@ _PARSERS = {
 
 
 def parse(
-    code: str, fmt: str, *, mode: Mode = "upstream", budget: float = WORK_BUDGET
+    code: str, fmt: str, *, mode: ScoringMode = "upstream", budget: float = WORK_BUDGET
 ) -> ParseResult:
     """Parse ``code`` as ``fmt`` (lower case); never raises for any input text.
 

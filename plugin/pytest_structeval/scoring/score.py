@@ -18,7 +18,7 @@ from typing import Literal
 from ..tasks import Task
 from .cost import STRICT_WORK_BUDGET
 from .expected import ANY_ROOT, expected_paths
-from .extract import Mode, as_returned, extract_code, normalise_newlines
+from .extract import ScoringMode, as_returned, extract_code, normalise_newlines
 from .formats import ParseResult, SyntaxErrorInfo, parse, strict_verdict
 from .paths import PathCheck, check_path
 
@@ -59,6 +59,9 @@ class TaskScore:
     code: str = field(repr=False)
     finish_reason: str = "unknown"
     mode: str = "upstream"
+    # The code as the model wrote it (no unicode_escape step), from the same extraction, for
+    # snapshots. Not in report.json ("code" is what was scored); "" in a score read back.
+    document: str = field(default="", repr=False, compare=False)
 
     @property
     def perfect(self) -> bool:
@@ -98,6 +101,7 @@ class TaskScore:
 
     def to_dict(self) -> dict[str, object]:
         data = asdict(self)
+        del data["document"]
         for key in ("expected_paths", "found_paths", "missing_paths", "stripped", "reasons"):
             data[key] = list(data[key])
         return data
@@ -109,7 +113,7 @@ class TaskScore:
         values["syntax_error"] = SyntaxErrorInfo(**error) if isinstance(error, Mapping) else None
         for key in ("expected_paths", "found_paths", "missing_paths", "stripped", "reasons"):
             values[key] = tuple(values.get(key) or ())
-        known = {f for f in cls.__dataclass_fields__}
+        known = {f for f in cls.__dataclass_fields__} - {"document"}
         return cls(**{k: v for k, v in values.items() if k in known})  # type: ignore[arg-type]
 
 
@@ -146,7 +150,7 @@ def _check(path: str, value: object, *, derived_xml: bool) -> PathCheck:
 
 
 def _strict_view(
-    generation: str, code: str, parsed: ParseResult, fmt: str, mode: Mode
+    generation: str, code: str, parsed: ParseResult, fmt: str, mode: ScoringMode
 ) -> ParseResult:
     """The "valid as returned" view: what a strict consumer (json.loads on the reply) accepts.
 
@@ -165,7 +169,7 @@ def score_task(
     task: Task,
     generation: str,
     *,
-    mode: Mode = "upstream",
+    mode: ScoringMode = "upstream",
     finish_reason: str = "unknown",
 ) -> TaskScore:
     """Score ``generation`` for ``task``; ``mode`` picks upstream (default) or strict parsing."""
@@ -232,4 +236,5 @@ def score_task(
         code=code,
         finish_reason=finish_reason,
         mode=mode,
+        document=extraction.document,
     )

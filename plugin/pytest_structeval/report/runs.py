@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from ..tasks import FORMATS
-from .gate import EPS, PairedTest, _is_number, paired_test, read_report, task_records
-from .html import _CSS, _code_block, _delta, _e, _num, _pct, page_head
+from .gate import EPS, PairedTest, is_number, paired_test, read_report, task_records
+from .html import CSS, code_block, esc, fmt_delta, fmt_num, fmt_pct, page_head
 
 LABEL_WIDTH = 28  # terminal column for run labels; longer ones are cut with an ellipsis
 MAX_TERMINAL_TASKS = 30  # disagreeing tasks listed in the terminal; the page lists all
@@ -243,7 +243,7 @@ def _cut(label: str) -> str:
 
 
 def _fixed(value: object, digits: int) -> str:
-    return f"{value:.{digits}f}" if _is_number(value) else "–"
+    return f"{value:.{digits}f}" if is_number(value) else "–"
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -319,7 +319,7 @@ def _run_rows(comparison: RunsComparison) -> str:
     head = (
         "<tr><th>#</th><th>run</th><th class='num'>tasks</th><th class='num'>overall</th>"
         "<th class='num'>shared mean</th><th class='num'>Δ reference</th><th>paired test</th>"
-        + "".join(f"<th class='num'>{_e(f.upper())}</th>" for f in fmts)
+        + "".join(f"<th class='num'>{esc(f.upper())}</th>" for f in fmts)
         + "<th class='num'>parse</th><th class='num'>as returned</th><th>source</th></tr>"
     )
     body = []
@@ -331,25 +331,25 @@ def _run_rows(comparison: RunsComparison) -> str:
         else:
             kind = "noise" if test.noise else ("signal up" if test.mean_delta > 0 else "signal")
             words = "within noise" if test.noise else "more than noise"
-            versus = f"<td class='num'>{_delta(test.mean_delta, 4)}</td>"
+            versus = f"<td class='num'>{fmt_delta(test.mean_delta, 4)}</td>"
             verdict = (
-                f"<td><span class='{kind}'>{words}</span> · {_pct(test.confidence)} CI "
-                f"[{_delta(test.ci_low)}, {_delta(test.ci_high)}] · sign p {_e(f'{test.sign_test_p:.3g}')}"
-                f" · {_e(test.n_better)} better, {_e(test.n_worse)} worse</td>"
+                f"<td><span class='{kind}'>{words}</span> · {fmt_pct(test.confidence)} CI "
+                f"[{fmt_delta(test.ci_low)}, {fmt_delta(test.ci_high)}] · sign p {esc(f'{test.sign_test_p:.3g}')}"
+                f" · {esc(test.n_better)} better, {esc(test.n_worse)} worse</td>"
             )
         cells = "".join(
-            f"<td class='num' title='parses {_pct(row.by_format.get(f, {}).get('parse_rate'))}'>"
-            f"{_num(row.by_format.get(f, {}).get('mean'))}</td>"
+            f"<td class='num' title='parses {fmt_pct(row.by_format.get(f, {}).get('parse_rate'))}'>"
+            f"{fmt_num(row.by_format.get(f, {}).get('mean'))}</td>"
             for f in fmts
         )
         body.append(
             f"<tr class='run{' reference' if index == comparison.reference else ''}' "
-            f"id='run-{index + 1}' data-label='{_e(run.label)}'>"
-            f"<td>{index + 1}</td><td class='label'>{_e(run.label)}</td>"
-            f"<td class='num'>{_e(row.n_tasks)}</td><td class='num'>{_num(row.overall, 4)}</td>"
-            f"<td class='num'>{_num(row.shared_mean, 4)}</td>{versus}{verdict}{cells}"
-            f"<td class='num'>{_pct(row.parse_rate)}</td><td class='num'>{_pct(row.strict_parse_rate)}</td>"
-            f"<td><code>{_e(run.source)}</code></td></tr>"
+            f"id='run-{index + 1}' data-label='{esc(run.label)}'>"
+            f"<td>{index + 1}</td><td class='label'>{esc(run.label)}</td>"
+            f"<td class='num'>{esc(row.n_tasks)}</td><td class='num'>{fmt_num(row.overall, 4)}</td>"
+            f"<td class='num'>{fmt_num(row.shared_mean, 4)}</td>{versus}{verdict}{cells}"
+            f"<td class='num'>{fmt_pct(row.parse_rate)}</td><td class='num'>{fmt_pct(row.strict_parse_rate)}</td>"
+            f"<td><code>{esc(run.source)}</code></td></tr>"
         )
     return (
         "<section id='runs'><h2>Runs</h2>"
@@ -375,7 +375,7 @@ def _diff(reference: str, other: str) -> str:
             if line.startswith("-") and not line.startswith("---")
             else ""
         )
-        lines.append(f"<span class='{cls}'>{_e(line)}</span>" if cls else _e(line))
+        lines.append(f"<span class='{cls}'>{esc(line)}</span>" if cls else esc(line))
     return "\n".join(lines)
 
 
@@ -385,22 +385,22 @@ def _task_detail(comparison: RunsComparison, task: TaskRow) -> str:
     columns = []
     for index, run in enumerate(comparison.runs):
         record = run.tasks.get(task.task_id)
-        title = f"{index + 1}. {_e(run.label)}"
+        title = f"{index + 1}. {esc(run.label)}"
         if record is None:
             columns.append(f"<div><h4>{title}</h4><p class='meta'>not in this run</p></div>")
             continue
         error = record.get("syntax_error") or None
         facts = [
-            f"score <b>{_num(record.get('score'))}</b>",
-            f"parses: <b>{_e(record.get('syntax_ok'))}</b>",
-            f"as returned: <b>{_e(record.get('strict_ok'))}</b>",
+            f"score <b>{fmt_num(record.get('score'))}</b>",
+            f"parses: <b>{esc(record.get('syntax_ok'))}</b>",
+            f"as returned: <b>{esc(record.get('strict_ok'))}</b>",
         ]
         if record.get("stripped"):
-            facts.append("stripped " + ", ".join(_e(s) for s in record["stripped"]))
+            facts.append("stripped " + ", ".join(esc(s) for s in record["stripped"]))
         if error:
             facts.append(
-                f"error at line {_e(error.get('line'))}, column {_e(error.get('column'))}: "
-                f"{_e(error.get('message'))}"
+                f"error at line {esc(error.get('line'))}, column {esc(error.get('column'))}: "
+                f"{esc(error.get('message'))}"
             )
         generation = str(record.get("generation") or "")
         diff = ""
@@ -411,7 +411,7 @@ def _task_detail(comparison: RunsComparison, task: TaskRow) -> str:
             )
         columns.append(
             f"<div><h4>{title}</h4><p class='meta'>{' · '.join(facts)}</p>"
-            f"{_code_block(generation, None)}{diff}</div>"
+            f"{code_block(generation, None)}{diff}</div>"
         )
     return f"<div class='side'>{''.join(columns)}</div>"
 
@@ -425,7 +425,7 @@ def _disagreements(comparison: RunsComparison) -> str:
     head = (
         "<tr><th>task</th><th>name</th><th>format</th><th class='num'>spread</th>"
         + "".join(
-            f"<th class='num' title='{_e(run.label)}'>{i + 1}</th>"
+            f"<th class='num' title='{esc(run.label)}'>{i + 1}</th>"
             for i, run in enumerate(comparison.runs)
         )
         + "</tr>"
@@ -436,15 +436,15 @@ def _disagreements(comparison: RunsComparison) -> str:
         present = [s for s in task.scores if s is not None]
         best = max(present)
         cells = "".join(
-            f"<td class='num{' best' if s is not None and s >= best - EPS else ''}'>{_num(s)}</td>"
+            f"<td class='num{' best' if s is not None and s >= best - EPS else ''}'>{fmt_num(s)}</td>"
             for s in task.scores
         )
         rows.append(
-            f"<tr class='task' id='task-{_e(task.task_id)}'><td><code>{_e(task.task_id)}</code></td>"
-            f"<td>{_e(task.task_name)}</td><td>{_e(task.output_type)}</td>"
-            f"<td class='num'>{_num(task.spread)}</td>{cells}</tr>"
+            f"<tr class='task' id='task-{esc(task.task_id)}'><td><code>{esc(task.task_id)}</code></td>"
+            f"<td>{esc(task.task_name)}</td><td>{esc(task.output_type)}</td>"
+            f"<td class='num'>{fmt_num(task.spread)}</td>{cells}</tr>"
             f"<tr class='detail'><td colspan='{width}'><details><summary>generations of "
-            f"{_e(task.task_id)} side by side</summary>{_task_detail(comparison, task)}</details></td></tr>"
+            f"{esc(task.task_id)} side by side</summary>{_task_detail(comparison, task)}</details></td></tr>"
         )
     return (
         "<section id='disagreements'><h2>Tasks where the runs disagree "
@@ -459,9 +459,9 @@ def render_comparison_html(comparison: RunsComparison) -> str:
     """One self-contained page: no script, no fetch, every report string escaped."""
     title = f"StructEval-T · {len(comparison.runs)} runs compared"
     parts = [
-        *page_head(title, script=None, css=_CSS + _COMPARE_CSS),
-        f"<header><h1>{_e(title)}</h1><p class='meta'>reference: "
-        f"<b>{_e(comparison.runs[comparison.reference].label)}</b></p></header>",
+        *page_head(title, script=None, css=CSS + _COMPARE_CSS),
+        f"<header><h1>{esc(title)}</h1><p class='meta'>reference: "
+        f"<b>{esc(comparison.runs[comparison.reference].label)}</b></p></header>",
         _run_rows(comparison),
         _disagreements(comparison),
         "</body></html>",
