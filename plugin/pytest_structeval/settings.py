@@ -342,9 +342,8 @@ def _routes(
     section: type, path: tuple[str, ...], routes: dict[str, tuple[str, ...]]
 ) -> dict[str, tuple[str, ...]]:
     for name, sub in _section_fields(section).items():
-        if sub is not None:
+        if sub is not None:  # a section inside a section: given whole, or its fields flat
             _routes(sub, (*path, name), routes)
-            continue
         if name in routes or name in _OWN_FIELDS:
             raise TypeError(f"setting {name!r} is declared in two sections: one name, one thing")
         routes[name] = path
