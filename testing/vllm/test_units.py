@@ -11,13 +11,13 @@ import pytest
 
 from pytest_structeval.backends.adapter import AdapterError, validate_adapter
 from pytest_structeval.backends.base import Generation
+from pytest_structeval.backends.cache import GenerationCache, cache_key
 from pytest_structeval.backends.engine import (
     default_ladder,
     failure_cause,
     is_memory_error,
     root_cause,
 )
-from pytest_structeval.backends.cache import GenerationCache, cache_key
 from pytest_structeval.backends.request import structured_outputs_spec
 from pytest_structeval.backends.vllm_offline import VllmBackend
 from pytest_structeval.models import BUILTIN_TINY, resolve_model
