@@ -213,12 +213,12 @@ class Runs:
         self.engine_args: dict[str, Any] | None = None
         self.sampling_params: dict[str, Any] | None = None
         if set(args.kinds) & {"bare", "cold", "warm", "collect"}:
-            settings = Settings(
+            settings = Settings.of(
                 model=args.model,
                 tasks=args.tasks or BUNDLED_TASKS,
                 max_tokens=args.max_tokens,
                 vllm_args=parse_vllm_args(args.vllm_arg),
-                cache=False,
+                enabled=False,  # the cache section
             )
             backend = make_backend(settings)  # never started: its arguments only
             self.engine_args = dict(backend.engine_args)

@@ -4,7 +4,7 @@
         [--repeat 5] [--vllm-arg enforce_eager=true] [--serve-arg=--max-num-seqs=256] \
         [--json PATH]
 
-Both backends are the plugin's own, with the same ``VllmConfig``: the in-process engine
+Both backends are the plugin's own, with the same ``Settings``: the in-process engine
 (``VllmBackend``) and the session's own server (``VllmServeBackend``: ``vllm serve`` on
 127.0.0.1 driven through the OpenAI client with its default concurrency). Both start first
 (start-up times reported apart), then timed passes over the same tasks alternate offline /
@@ -36,10 +36,10 @@ from typing import Any
 from common import DEFAULT_KVCACHE_GIB, describe, load_average, machine, summary, write_result
 
 from pytest_structeval.backends.base import Backend
-from pytest_structeval.backends.served import RequestPolicy, VllmServeBackend
-from pytest_structeval.backends.vllm_offline import VllmBackend, VllmConfig
+from pytest_structeval.backends.served import VllmServeBackend
+from pytest_structeval.backends.vllm_offline import VllmBackend
 from pytest_structeval.models import resolve_model
-from pytest_structeval.settings import parse_vllm_args
+from pytest_structeval.settings import Settings, parse_vllm_args
 from pytest_structeval.tasks import BUNDLED_TASKS, Task, TaskSet
 
 
@@ -92,23 +92,27 @@ def main() -> None:
 
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", DEFAULT_KVCACHE_GIB)
     tasks = list(TaskSet.load(args.tasks))
-    config = VllmConfig(
-        model=resolve_model(args.model),  # build builtin:tiny outside the timings
-        model_name=args.model,
+    config = Settings.of(
+        model=args.model,
         max_tokens=args.max_tokens,
         vllm_args=parse_vllm_args(args.vllm_arg),
+        serve=True,
+        serve_args=tuple(args.serve_arg),
+        concurrency=args.concurrency,
     )
+    model_path = resolve_model(args.model)  # build builtin:tiny outside the timings
     log_dir = args.log_dir or Path(tempfile.mkdtemp(prefix="bench-served-"))
     info = machine()
     print(f"machine: {describe(info)}")
     print(f"model {args.model}, {len(tasks)} tasks, max_tokens {args.max_tokens}, logs {log_dir}")
 
-    offline = VllmBackend(config, progress=False)
+    offline = VllmBackend(config.engine, config.sampling, model_path=model_path, progress=False)
     served = VllmServeBackend(
-        config,
+        config.engine,
+        config.sampling,
+        config.serving,
         log_dir=log_dir,
-        server_args=args.serve_arg,
-        policy=RequestPolicy(concurrency=args.concurrency),
+        model_path=model_path,
         progress=False,
     )
     names = (offline.name, served.name)

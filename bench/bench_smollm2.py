@@ -38,11 +38,12 @@ from pathlib import Path
 
 from common import child_env, describe, machine, write_result
 
-from pytest_structeval.backends.vllm_offline import VllmBackend, VllmConfig
+from pytest_structeval.backends.vllm_offline import VllmBackend
 from pytest_structeval.models import BUILTIN_SMOLLM2, resolve_model
 from pytest_structeval.models.finetune import reference_examples, train_lora_adapter
 from pytest_structeval.report.report import Report, TaskRecord
 from pytest_structeval.scoring.score import score_task
+from pytest_structeval.settings import Settings
 from pytest_structeval.tasks import BUNDLED_TASKS, TaskSet
 
 # The engine sees the benchmarks' KV cache size; the checkpoint is local: nothing to fetch.
@@ -109,9 +110,8 @@ def main() -> None:
         train_s = time.perf_counter() - started
         args.adapter = str(target)
         print(f"train {args.train_steps} steps {train_s:.1f} s (model load included) -> {target}")
-    config = VllmConfig(
-        model=model,
-        model_name=BUILTIN_SMOLLM2,
+    config = Settings.of(
+        model=BUILTIN_SMOLLM2,
         adapter=args.adapter,
         max_tokens=args.max_tokens,
         vllm_args={"enforce_eager": True},
@@ -119,7 +119,7 @@ def main() -> None:
     times: dict[str, list[float]] = {"engine_start": [], "generation": [], "wall": []}
     texts: list[dict[str, str]] = []
     for _ in range(args.repeat):
-        backend = VllmBackend(config, progress=False)
+        backend = VllmBackend(config.engine, config.sampling, model_path=model, progress=False)
         started = time.perf_counter()
         try:
             generations = backend.generate(tasks)

@@ -6,7 +6,7 @@
 
     from pytest_structeval import Evaluation, Settings
 
-    with Evaluation(Settings(model="builtin:tiny", max_tokens=64)) as evaluation:
+    with Evaluation(Settings.of(model="builtin:tiny", max_tokens=64)) as evaluation:
         report = evaluation.run()
         evaluation.write(report)
     print(report.summary["overall"])
@@ -28,12 +28,17 @@ from typing import Any
 
 from . import __version__
 from .backends.base import Backend, Generation, TaskFailure
-from .cache import GenerationCache
+from .backends.cache import GenerationCache
+from .backends.engine import validate_engine_args
+from .backends.replay import ReplayBackend
+from .backends.served import OpenAIBackend, VllmServeBackend
+from .backends.vllm_offline import VllmBackend
 from .files import dump_json, write_atomic
-from .report.gate import Outcome
+from .models import ModelError, builtin_model, resolve_model
+from .report.gate import Outcome, baseline_scores, load_baseline, task_verdict
 from .report.report import Report, TaskRecord, submission
 from .scoring import TaskScore, score_task
-from .settings import Settings
+from .settings import Cache, Settings
 from .tasks import Task, TaskSet, check_generations, load_generations
 
 # A verdict as the outcome of the test that reports it (report.json's ``status``).
@@ -94,74 +99,41 @@ def make_backend(
     (the plugin passes a per-run directory when several processes must share generations
     but the user turned the cache off)."""
     if settings.replay:
-        from .backends.replay import ReplayBackend
-
         if replay_generations is None:
             assert settings.generations is not None
             replay_generations = load_generations(
                 settings.generations, TaskSet.load(settings.tasks)
             )
         return ReplayBackend(dict(replay_generations), source=str(settings.generations))
-    from .backends.vllm_offline import VllmBackend, VllmConfig
-    from .models import resolve_model
-
-    if cache_dir is not None:
-        cache: GenerationCache | None = GenerationCache(cache_dir, refresh=settings.refresh)
-    elif settings.cache:
-        cache = GenerationCache(settings.cache_dir / "generations", refresh=settings.refresh)
-    else:
-        cache = None
-    if settings.endpoint is not None:
-        from .backends.served import OpenAIBackend, RequestPolicy, ServedConfig
-
-        served = ServedConfig(
-            endpoint=settings.endpoint,
-            model=settings.model,
-            adapter=settings.adapter,
-            api_key=settings.api_key,
-            max_tokens=settings.max_tokens,
-            temperature=settings.temperature,
-            seed=settings.seed,
-            structured_outputs=settings.structured_outputs,
-            policy=RequestPolicy(
-                concurrency=settings.concurrency, request_timeout=settings.request_timeout
-            ),
-        )
-        return OpenAIBackend(served, cache=cache)
-    config = VllmConfig(
-        model=resolve_model(settings.model, root=settings.cache_dir),
-        model_name=settings.model,
-        adapter=settings.adapter,
-        max_tokens=settings.max_tokens,
-        temperature=settings.temperature,
-        seed=settings.seed,
-        max_model_len=settings.max_model_len,
-        gpu_memory_utilization=settings.gpu_memory_utilization,
-        dtype=settings.dtype,
-        vllm_args=settings.vllm_args,
-        structured_outputs=settings.structured_outputs,
-        trust_remote_code=settings.trust_remote_code,
-    )
-    if settings.serve:
-        from .backends.served import RequestPolicy, VllmServeBackend
-
+    cache = _generation_cache(settings.cache, cache_dir)
+    engine, sampling, serving = settings.engine, settings.sampling, settings.serving
+    if serving.endpoint is not None:
+        return OpenAIBackend(engine, sampling, serving, cache=cache)
+    assert engine.model is not None  # Settings: a local engine needs a model
+    model_path = resolve_model(engine.model, root=settings.cache.root)
+    if serving.serve:
         return VllmServeBackend(
-            config,
-            log_dir=settings.out_dir,
-            server_args=settings.serve_args,
-            policy=RequestPolicy(
-                concurrency=settings.concurrency, request_timeout=settings.request_timeout
-            ),
+            engine,
+            sampling,
+            serving,
+            log_dir=settings.output.out_dir,
+            model_path=model_path,
             cache=cache,
         )
-    return VllmBackend(config, cache=cache)
+    return VllmBackend(engine, sampling, model_path=model_path, cache=cache)
+
+
+def _generation_cache(cache: Cache, directory: Path | None) -> GenerationCache | None:
+    if directory is not None:
+        return GenerationCache(directory, refresh=cache.refresh)
+    if cache.enabled:
+        return GenerationCache(cache.root / "generations", refresh=cache.refresh)
+    return None
 
 
 def _check_builtin_model(name: str) -> None:
     """An unknown ``builtin:`` name, or one whose package is missing, is a ``ModelError`` now,
     not after the preflight (the message carries the install command)."""
-    from .models import ModelError, builtin_model
-
     recipe = builtin_model(name)
     reason = recipe.unavailable() if recipe is not None else None
     if reason is not None:
@@ -228,8 +200,6 @@ class Evaluation:
         tasks: TaskSet | None = None,
         backend: Backend | None = None,
     ) -> None:
-        from .report.gate import load_baseline
-
         self.settings = settings if settings is not None else Settings()
         self.tasks = tasks if tasks is not None else TaskSet.load(self.settings.tasks)
         # Every input file is read and checked here, before anything can start an engine;
@@ -239,11 +209,11 @@ class Evaluation:
             if self.settings.generations is not None
             else None
         )
-        self.baseline = (
-            load_baseline(self.settings.baseline) if self.settings.baseline is not None else None
-        )
+        baseline = self.settings.gate.baseline
+        self.baseline = load_baseline(baseline) if baseline is not None else None
         if self.settings.local_engine:
-            _check_builtin_model(self.settings.model)
+            assert self.settings.engine.model is not None  # Settings: a local engine has one
+            _check_builtin_model(self.settings.engine.model)
         self._backend = backend
         self._baseline_scores: dict[str, float] | None = None
         self.timings: dict[str, float] = {}
@@ -300,11 +270,9 @@ class Evaluation:
     def validate_engine_args(self) -> None:
         """Check ``vllm_args`` against this vLLM's own argument types, before any engine
         starts (``backends.engine.EngineArgumentError`` names the argument). Imports vLLM."""
-        if not self.settings.local_engine or not self.settings.vllm_args:
+        if not self.settings.local_engine or not self.settings.engine.vllm_args:
             return
-        from .backends.engine import validate_engine_args
-
-        validate_engine_args(self.settings.vllm_args)
+        validate_engine_args(self.settings.engine.vllm_args)
 
     def generate(
         self,
@@ -330,7 +298,7 @@ class Evaluation:
         result = score_task(
             task,
             generation.text,
-            mode=self.settings.scoring_mode,
+            mode=self.settings.scoring.mode,
             finish_reason=generation.finish_reason,
         )
         self.timings["scoring"] = self.timings.get("scoring", 0.0) + time.perf_counter() - started
@@ -341,14 +309,12 @@ class Evaluation:
         explanation = result.explain() if result.score < 1.0 else ""
         if self.baseline is None:
             return ("pass", "") if result.score >= 1.0 else ("fail", explanation)
-        from .report.gate import baseline_scores, task_verdict
-
         if self._baseline_scores is None:
             self._baseline_scores = baseline_scores(self.baseline)
         verdict = task_verdict(
             self._baseline_scores.get(task.task_id),
             result.score,
-            strict_regressions=self.settings.strict_regressions,
+            strict_regressions=self.settings.gate.strict_regressions,
         )
         return verdict.outcome, "\n".join(filter(None, [verdict.message, explanation]))
 
@@ -400,7 +366,7 @@ class Evaluation:
         for counter in COUNTERS:
             meta[counter] = sum(int(p.get(counter, 0)) for p in parts)
         meta.setdefault("backend", "replay" if self.settings.replay else "vllm")
-        meta.setdefault("model", None if self.settings.replay else self.settings.model)
+        meta.setdefault("model", None if self.settings.replay else self.settings.engine.model)
         versions = dict(meta.get("versions") or {})
         versions.setdefault("python", platform.python_version())
         versions.setdefault("pytest-structeval", __version__)
@@ -408,7 +374,7 @@ class Evaluation:
             versions.setdefault(name, version)
         meta["versions"] = versions
         meta["tasks_file"] = str(self.settings.tasks)
-        meta["scoring_mode"] = self.settings.scoring_mode
+        meta["scoring_mode"] = self.settings.scoring.mode
         meta["workers"] = len(parts)
         return meta
 
@@ -425,15 +391,15 @@ class Evaluation:
             records,
             self.tasks,
             meta=meta if meta is not None else self.meta(),
-            weights=self.settings.format_weights,
+            weights=self.settings.scoring.format_weights,
             baseline=self.baseline,
-            max_drop=self.settings.max_drop,
+            max_drop=self.settings.gate.max_drop,
             selected=None if selected is None else [task.task_id for task in selected],
         )
 
     def write(self, report: Report, out_dir: Path | None = None) -> list[Path]:
         """inference.json, report.json and report.html, each written atomically."""
-        out = out_dir if out_dir is not None else self.settings.out_dir
+        out = out_dir if out_dir is not None else self.settings.output.out_dir
         write_atomic(out / "inference.json", dump_json(report.inference()))
         written = [out / "inference.json"]
         for name, text in report.files().items():
@@ -452,7 +418,7 @@ class Evaluation:
         records: nothing optional (metadata, the baseline, the HTML page) may stand between
         finished generations and the submission file. A failure after that is returned, not
         raised, with the files written before it."""
-        out = self.settings.out_dir
+        out = self.settings.output.out_dir
         ordered = [records[t.task_id] for t in self.tasks if t.task_id in records]
         write_atomic(out / "inference.json", dump_json(submission(ordered)))
         written = [out / "inference.json"]

@@ -5,11 +5,13 @@
   so a crash or a concurrent reader never sees half a file. Permissions follow the umask, as
   for any file a user's tool writes: reports, snapshots and caches are meant to be shared.
 * ``cache_root``: where generations and built-in models are kept.
+* ``sha256_file``: a file's digest (model fingerprints, built models' checksums).
 * ``read_json``: any failure names the file, and the line and column of a syntax error.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -29,6 +31,15 @@ def cache_root() -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
     return (base / "pytest-structeval").resolve()
+
+
+def sha256_file(path: Path) -> str:
+    """The sha256 of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:

@@ -1,26 +1,37 @@
-"""Command-line options and ini keys, declared once in one group, mapped onto ``Settings``.
+"""Command-line options and ini keys, declared once in one group, mapped onto ``Settings``' sections.
 
 pytest-xdist ships option values to its workers, so everything here stays str/int/float/bool.
-Validation lives in ``settings.py``; this module only parses what pytest hands over and turns
-a bad value (on the command line or in an ini file) into a ``pytest.UsageError``: exit code 4
-and one ``ERROR:`` line.
+Defaults and validation live in the sections (``settings.py``): an option's default is read from
+its section's field, and an option's ``type`` only parses the text and asks the section to check
+the value, so that argparse names the option at parse time. A bad value (on the command line or
+in an ini file) becomes a ``pytest.UsageError``: exit code 4 and one ``ERROR:`` line.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from .files import CACHE_ENV, cache_root
 from .report.snapshots import SNAPSHOT_DIRNAME
 from .settings import (
-    DEFAULT_MODEL,
     DEFAULT_OUT,
     DTYPES,
     SCORING_MODES,
+    Cache,
+    Engine,
+    Gate,
+    Output,
+    RequestPolicy,
+    Sampling,
+    Scoring,
+    Serving,
     Settings,
     SettingsError,
     parse_format_weights,
@@ -34,46 +45,63 @@ from .tasks import BUNDLED_TASKS
 EVALUATION_OPTIONS = ("model", "tasks", "generations", "adapter", "baseline", "endpoint", "serve")
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+def _default(section: type, name: str) -> Any:
+    """A field's default, as its section declares it (written once, there)."""
+    return {f.name: f.default for f in dataclasses.fields(section)}[name]
 
 
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
-    return value
+class _Checked:
+    """An argparse ``type``: parse the text, then let the section check the value.
+
+    argparse names a type in its message (``invalid positive integer value: 'abc'``) by the
+    callable's ``__name__``, so each carries a user-facing one; a value the section rejects is
+    reported with the section's own message."""
+
+    def __init__(self, name: str, parse: Callable[[str], Any], section: type, field: str) -> None:
+        self.__name__ = name
+        self.parse, self.section, self.field = parse, section, field
+
+    def __call__(self, text: str) -> Any:
+        value = self.parse(text)
+        try:
+            self.section(**{self.field: value})
+        except SettingsError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return value
+
+    def __repr__(self) -> str:
+        return self.__name__
 
 
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
+def _named(name: str, parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``parse`` under a user-facing name (see ``_Checked``)."""
 
+    def named(text: str) -> Any:
+        return parse(text)
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
+    named.__name__ = name
+    return named
 
 
 def _key_value(text: str) -> str:
-    if "=" not in text or not text.split("=", 1)[0].strip():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    parse_vllm_args([text])  # reject at parse time; keep the plain string for xdist
     return text
 
 
 def _format_weights(text: str) -> str:
-    try:
-        parse_format_weights(text)  # reject at parse time; keep the plain string for xdist
-    except SettingsError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    parse_format_weights(text)  # reject at parse time; keep the plain string for xdist
     return text
+
+
+def _rejecting(name: str, check: Callable[[str], str]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        try:
+            return check(text)
+        except SettingsError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = name
+    return parse
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -83,7 +111,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="structeval_model",
         metavar="ID_OR_PATH",
         default=None,
-        help=f"HF model id, local model directory, or builtin:tiny (default: {DEFAULT_MODEL}; "
+        help=f"HF model id, local model directory, or builtin:tiny (default: {_default(Engine, 'model')}; "
         "ini: structeval_model).",
     )
     group.addoption(
@@ -120,52 +148,54 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--max-tokens",
         dest="structeval_max_tokens",
         metavar="N",
-        type=_positive_int,
-        default=Settings.max_tokens,
-        help=f"tokens to generate per task (default: {Settings.max_tokens}, as the official "
+        type=_Checked("positive integer", int, Sampling, "max_tokens"),
+        default=_default(Sampling, "max_tokens"),
+        help=f"tokens to generate per task (default: {_default(Sampling, 'max_tokens')}, as the "
+        "official "
         "notebook).",
     )
     group.addoption(
         "--temperature",
         dest="structeval_temperature",
         metavar="T",
-        type=_non_negative_float,
-        default=Settings.temperature,
-        help=f"sampling temperature (default: {Settings.temperature:g}, greedy, as the official "
+        type=_Checked("non-negative number", float, Sampling, "temperature"),
+        default=_default(Sampling, "temperature"),
+        help=f"sampling temperature (default: {_default(Sampling, 'temperature'):g}, greedy, as "
+        "the official "
         "notebook).",
     )
     group.addoption(
         "--seed",
         dest="structeval_seed",
         metavar="N",
-        type=int,
-        default=Settings.seed,
-        help=f"sampling seed given to vLLM (default: {Settings.seed}).",
+        type=_named("integer", int),
+        default=_default(Sampling, "seed"),
+        help=f"sampling seed given to vLLM (default: {_default(Sampling, 'seed')}).",
     )
     group.addoption(
         "--max-model-len",
         dest="structeval_max_model_len",
         metavar="N",
-        type=_positive_int,
-        default=Settings.max_model_len,
-        help=f"engine context length (default: {Settings.max_model_len}, as the official "
+        type=_Checked("positive integer", int, Engine, "max_model_len"),
+        default=_default(Engine, "max_model_len"),
+        help=f"engine context length (default: {_default(Engine, 'max_model_len')}, as the official "
         "notebook).",
     )
     group.addoption(
         "--gpu-memory-utilization",
         dest="structeval_gpu_memory_utilization",
         metavar="F",
-        type=_fraction,
-        default=None,
+        type=_Checked("fraction", float, Engine, "gpu_memory_utilization"),
+        default=_default(Engine, "gpu_memory_utilization"),
         help="fraction of device memory for vLLM (default: vLLM's own default).",
     )
     group.addoption(
         "--dtype",
         dest="structeval_dtype",
         metavar="DTYPE",
-        default=Settings.dtype,
+        default=_default(Engine, "dtype"),
         choices=DTYPES,
-        help=f"model dtype (default: {Settings.dtype}; float32 on CPU, where vLLM's bf16 kernels "
+        help=f"model dtype (default: {_default(Engine, 'dtype')}; float32 on CPU, where vLLM's bf16 kernels "
         "crash).",
     )
     group.addoption(
@@ -173,7 +203,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="structeval_vllm_args",
         metavar="KEY=VALUE",
         action="append",
-        type=_key_value,
+        type=_rejecting("KEY=VALUE", _key_value),
         default=[],
         help="extra keyword argument for vllm.LLM, repeatable; VALUE is parsed as JSON if it can be.",
     )
@@ -211,8 +241,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--concurrency",
         dest="structeval_concurrency",
         metavar="N",
-        type=_positive_int,
-        default=None,
+        type=_Checked("positive integer", int, RequestPolicy, "concurrency"),
+        default=_default(RequestPolicy, "concurrency"),
         help="requests in flight to a server (default: 1024 per replica, vLLM's largest "
         "default batch, so continuous batching stays full).",
     )
@@ -220,10 +250,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--request-timeout",
         dest="structeval_request_timeout",
         metavar="S",
-        type=_positive_float,
-        default=Settings.request_timeout,
+        type=_Checked("positive number", float, RequestPolicy, "request_timeout"),
+        default=_default(RequestPolicy, "request_timeout"),
         help="seconds one request to a server may take, queueing included "
-        f"(default: {Settings.request_timeout:g}).",
+        f"(default: {_default(RequestPolicy, 'request_timeout'):g}).",
     )
     group.addoption(
         "--structured-outputs",
@@ -260,14 +290,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--scoring-mode",
         dest="structeval_scoring_mode",
         choices=SCORING_MODES,
-        default=Settings.scoring_mode,
+        default=_default(Scoring, "mode"),
         help="upstream: score as StructEval does (default); strict: competitor-style checks.",
     )
     group.addoption(
         "--format-weights",
         dest="structeval_format_weights",
         metavar="FMT=W,...",
-        type=_format_weights,
+        type=_rejecting("FORMAT=WEIGHT list", _format_weights),
         default=None,
         help="weights of the per-format means in the competition estimate "
         "(ini: structeval_format_weights; default: the scorer's).",
@@ -283,10 +313,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--max-drop",
         dest="structeval_max_drop",
         metavar="D",
-        type=_non_negative_float,
-        default=Settings.max_drop,
+        type=_Checked("non-negative number", float, Gate, "max_drop"),
+        default=_default(Gate, "max_drop"),
         help="with --baseline, fail the session when the overall score drops "
-        f"by more than D (default: {Settings.max_drop:g}).",
+        f"by more than D (default: {_default(Gate, 'max_drop'):g}).",
     )
     group.addoption(
         "--strict-regressions",
@@ -302,7 +332,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"where output snapshots are kept (default: <rootdir>/{SNAPSHOT_DIRNAME}; "
         "ini: structeval_snapshot_dir).",
     )
-    parser.addini("structeval_model", "default for --model", default=DEFAULT_MODEL)
+    parser.addini("structeval_model", "default for --model", default=_default(Engine, "model"))
     parser.addini("structeval_tasks", "default for --tasks", default="")
     parser.addini("structeval_out", "default for --out", default=DEFAULT_OUT)
     parser.addini("structeval_format_weights", "default for --format-weights", default="")
@@ -311,17 +341,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @dataclass(frozen=True)
 class Options:
-    """What one pytest session asked for: the evaluation's ``Settings`` plus what only the
-    pytest layer uses."""
+    """What one pytest session asked for: the evaluation's ``Settings`` and whether an
+    evaluation option was given on the command line (see EVALUATION_OPTIONS)."""
 
     settings: Settings
-    # An evaluation option was given on the command line (see EVALUATION_OPTIONS).
     requested: bool
-    snapshot_dir: Path
 
 
 def read_options(config: pytest.Config) -> Options:
-    """Map the command line and ini keys onto ``Options``; a bad value is a UsageError."""
+    """Map the command line and ini keys onto the sections; a bad value is a UsageError."""
 
     def opt(name: str):
         return config.getoption(f"structeval_{name}")
@@ -335,39 +363,52 @@ def read_options(config: pytest.Config) -> Options:
     snapshots = path(opt("snapshot_dir") or config.getini("structeval_snapshot_dir"))
     try:
         settings = Settings(
-            model=opt("model") or config.getini("structeval_model"),
             tasks=path(opt("tasks") or config.getini("structeval_tasks")) or BUNDLED_TASKS,
             generations=path(opt("generations")),
-            out_dir=path(opt("out") or config.getini("structeval_out")) or root / DEFAULT_OUT,
-            adapter=opt("adapter"),
-            max_tokens=opt("max_tokens"),
-            temperature=opt("temperature"),
-            seed=opt("seed"),
-            max_model_len=opt("max_model_len"),
-            gpu_memory_utilization=opt("gpu_memory_utilization"),
-            dtype=opt("dtype"),
-            vllm_args=parse_vllm_args(opt("vllm_args")),
-            structured_outputs=opt("structured_outputs"),
-            trust_remote_code=opt("trust_remote_code"),
-            endpoint=opt("endpoint"),
-            serve=opt("serve"),
-            serve_args=tuple(opt("serve_args")),
-            api_key=opt("api_key"),
-            concurrency=opt("concurrency"),
-            request_timeout=opt("request_timeout"),
-            cache=not opt("no_cache"),
-            refresh=opt("refresh"),
-            cache_dir=path(opt("cache_dir")) or cache_root(),
-            scoring_mode=opt("scoring_mode"),
-            format_weights=parse_format_weights(weights_text) if weights_text else None,
-            baseline=path(opt("baseline")),
-            max_drop=opt("max_drop"),
-            strict_regressions=opt("strict_regressions"),
+            sampling=Sampling(
+                max_tokens=opt("max_tokens"), temperature=opt("temperature"), seed=opt("seed")
+            ),
+            engine=Engine(
+                model=opt("model") or config.getini("structeval_model"),
+                adapter=opt("adapter"),
+                max_model_len=opt("max_model_len"),
+                gpu_memory_utilization=opt("gpu_memory_utilization"),
+                dtype=opt("dtype"),
+                vllm_args=parse_vllm_args(opt("vllm_args")),
+                structured_outputs=opt("structured_outputs"),
+                trust_remote_code=opt("trust_remote_code"),
+            ),
+            serving=Serving(
+                endpoint=opt("endpoint"),
+                serve=opt("serve"),
+                serve_args=tuple(opt("serve_args")),
+                api_key=opt("api_key"),
+                policy=RequestPolicy(
+                    concurrency=opt("concurrency"), request_timeout=opt("request_timeout")
+                ),
+            ),
+            cache=Cache(
+                enabled=not opt("no_cache"),
+                refresh=opt("refresh"),
+                root=path(opt("cache_dir")) or cache_root(),
+            ),
+            scoring=Scoring(
+                mode=opt("scoring_mode"),
+                format_weights=parse_format_weights(weights_text) if weights_text else None,
+            ),
+            gate=Gate(
+                baseline=path(opt("baseline")),
+                max_drop=opt("max_drop"),
+                strict_regressions=opt("strict_regressions"),
+            ),
+            output=Output(
+                out_dir=path(opt("out") or config.getini("structeval_out")) or root / DEFAULT_OUT,
+                snapshot_dir=snapshots or config.rootpath / SNAPSHOT_DIRNAME,
+            ),
         )
     except SettingsError as exc:
         raise pytest.UsageError(str(exc)) from None
     return Options(
         settings=settings,
         requested=any(opt(name) not in (None, False) for name in EVALUATION_OPTIONS),
-        snapshot_dir=snapshots or config.rootpath / SNAPSHOT_DIRNAME,
     )

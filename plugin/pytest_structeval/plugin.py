@@ -25,7 +25,9 @@ from typing import Any
 import pytest
 
 from . import options
+from .backends.adapter import AdapterError
 from .backends.base import Generation
+from .backends.engine import EngineArgumentError, EngineStartError
 from .collect import (
     EVALUATION_MARKER,
     KIND_MARKERS,
@@ -35,9 +37,17 @@ from .collect import (
     collect_items,
     keyword_name,
 )
-from .core import Evaluation, Finished, SharedGeneration, TaskResult
+from .core import Evaluation, Finished, SharedGeneration, SharedGenerationError, TaskResult
+from .models import builtin_path
+from .preflight import CHECK_NAMES, REPLAY_NO_ENGINE, REPLAY_NO_MODEL, preflight_checks
 from .report.gate import BaselineError
 from .report.report import TaskRecord
+from .report.snapshots import (
+    SnapshotMismatch,
+    check_snapshot,
+    snapshot_slug,
+    unused_snapshots,
+)
 from .settings import Settings
 from .tasks import FORMATS, InputError, Task
 
@@ -130,6 +140,12 @@ class StructevalSession:
         return self.opts.settings
 
     @property
+    def snapshot_dir(self) -> Path:
+        directory = self.settings.output.snapshot_dir
+        assert directory is not None  # options.read_options sets it
+        return directory
+
+    @property
     def is_controller(self) -> bool:
         return not hasattr(self.config, "workerinput")
 
@@ -141,8 +157,6 @@ class StructevalSession:
         return None
 
     def _task_file(self, parent: pytest.Collector, **kwargs: Any) -> TaskFile:
-        from .preflight import CHECK_NAMES
-
         return TaskFile.from_parent(
             parent, taskset=self.evaluation.tasks, checks=CHECK_NAMES, **kwargs
         )
@@ -184,8 +198,6 @@ class StructevalSession:
         if self._all_cached():
             self._engine_not_needed = f"not needed: all {len(self.selected)} generations are cached"
             return
-        from .backends.engine import EngineArgumentError
-
         try:
             self.evaluation.validate_engine_args()
         except EngineArgumentError as exc:
@@ -196,9 +208,7 @@ class StructevalSession:
         vLLM or torch. Anything that stops the lookup (a built-in model not built yet, an
         adapter vLLM would refuse, an unreadable model) means an engine may be needed: the
         preflight checks and the engine start then report the cause."""
-        from .models import builtin_path
-
-        built = builtin_path(self.settings.model, root=self.settings.cache_dir)
+        built = builtin_path(self.settings.engine.model or "", root=self.settings.cache.root)
         if built is not None and not (built / "config.json").is_file():
             return False
         try:
@@ -208,7 +218,7 @@ class StructevalSession:
         return not misses
 
     def _backend(self):
-        if self.worker_count() > 1 and not self.settings.cache:
+        if self.worker_count() > 1 and not self.settings.cache.enabled:
             # Workers must share what one of them generates even with --no-cache.
             return self.evaluation.backend_for(cache_dir=self.exchange() / "cache")
         return self.evaluation.backend
@@ -222,21 +232,19 @@ class StructevalSession:
         at the end of the session."""
         workerinput = getattr(self.config, "workerinput", None)
         run_id = workerinput["testrunuid"] if workerinput else "local"
-        return self.settings.out_dir / EXCHANGE_DIR / run_id
+        return self.settings.output.out_dir / EXCHANGE_DIR / run_id
 
     # preflight
 
     def check_result(self, name: str) -> TimedCheck:
         if self._checks is None:
-            from .preflight import REPLAY_NO_ENGINE, REPLAY_NO_MODEL, preflight_checks
-
             s = self.settings
             engine, model = self._engine_not_needed, None
             if s.replay:
                 engine, model = REPLAY_NO_ENGINE, REPLAY_NO_MODEL
-            elif s.endpoint is not None:
-                engine = f"served by {s.endpoint}: no local engine"
-                model = f"served by {s.endpoint}: the server loads the model"
+            elif s.serving.endpoint is not None:
+                engine = f"served by {s.serving.endpoint}: no local engine"
+                model = f"served by {s.serving.endpoint}: the server loads the model"
             checks = preflight_checks(s, engine_not_needed=engine, model_not_needed=model)
             self._checks = {check.name: check for check in checks}
         if name not in self._check_results:
@@ -248,8 +256,6 @@ class StructevalSession:
         return self._check_results[name]
 
     def preflight_failures(self) -> list[str]:
-        from .preflight import CHECK_NAMES
-
         return [name for name in CHECK_NAMES if self.check_result(name).status == "fail"]
 
     # generation
@@ -307,20 +313,18 @@ class StructevalSession:
 
     def snapshot_slug(self) -> str:
         """The snapshot folder's name: the model (+ adapter), or the replayed file."""
-        from .report.snapshots import snapshot_slug
-
         s = self.settings
         return snapshot_slug(
-            None if s.replay else s.model, s.adapter, str(s.generations) if s.replay else None
+            None if s.replay else s.engine.model,
+            s.engine.adapter,
+            str(s.generations) if s.replay else None,
         )
 
     def _snapshot(self, result: TaskResult, request: pytest.FixtureRequest) -> TaskResult:
-        from .report.snapshots import SnapshotMismatch, check_snapshot
-
         try:
             state = check_snapshot(
                 request.getfixturevalue("snapshot"),
-                root=self.opts.snapshot_dir,
+                root=self.snapshot_dir,
                 task_id=result.task.task_id,
                 fmt=result.task.fmt,
                 slug=self.snapshot_slug(),
@@ -363,7 +367,7 @@ class StructevalSession:
         if not self.is_controller:
             session.config.workeroutput["structeval"] = self.evaluation.local_meta()  # type: ignore[attr-defined]
             return
-        shutil.rmtree(self.settings.out_dir / EXCHANGE_DIR, ignore_errors=True)
+        shutil.rmtree(self.settings.output.out_dir / EXCHANGE_DIR, ignore_errors=True)
         if not self.records:
             return
         meta = self.evaluation.meta(self.worker_meta, extra_versions={"pytest": pytest.__version__})
@@ -399,9 +403,7 @@ class StructevalSession:
     def unused_snapshots(self) -> list[Path]:
         """Snapshot files of this model whose task is gone from the task file (a -k/-m subset
         leaves the others alone: they are still in the task file)."""
-        from .report.snapshots import unused_snapshots
-
-        directory = self.opts.snapshot_dir / self.snapshot_slug()
+        directory = self.snapshot_dir / self.snapshot_slug()
         return unused_snapshots(directory, [task.task_id for task in self.evaluation.tasks])
 
 
@@ -423,10 +425,6 @@ def structeval_generations(request: pytest.FixtureRequest) -> dict[str, Generati
 
     The preflight gate comes first: if a check failed, every task is skipped with its name and
     no engine starts."""
-    from .backends.adapter import AdapterError
-    from .backends.engine import EngineStartError
-    from .core import SharedGenerationError
-
     plugin = _session(request)
     failed = plugin.preflight_failures()
     if failed:

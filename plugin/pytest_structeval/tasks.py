@@ -18,6 +18,11 @@ OutputType = Literal["JSON", "YAML", "TOML", "XML", "CSV"]
 OUTPUT_TYPES: tuple[OutputType, ...] = get_args(OutputType)
 # The same five in lower case: file extensions, pytest markers, report keys, --format-weights.
 FORMATS: tuple[str, ...] = tuple(t.lower() for t in OUTPUT_TYPES)
+# How a generation is read: as upstream StructEval does, or as strict competitor tooling does
+# (scoring-spec §7). Declared here, beside the formats, so that settings (stdlib only: the
+# standalone preflight imports it) and scoring share one definition.
+ScoringMode = Literal["upstream", "strict"]
+SCORING_MODES: tuple[str, ...] = get_args(ScoringMode)
 TaskKind = Literal["generation", "conversion"]
 
 # The open task set ships inside the package (built by data/build_open150.py).

@@ -19,7 +19,7 @@ from pathlib import Path
 from pytest_structeval import Evaluation, Settings
 
 out = Path(sys.argv[2])
-with Evaluation(Settings(tasks=sys.argv[1], generations=sys.argv[3], out_dir=out)) as evaluation:
+with Evaluation(Settings.of(tasks=sys.argv[1], generations=sys.argv[3], out_dir=out)) as evaluation:
     report = evaluation.run()
     evaluation.write(report)
 assert "pytest" not in sys.modules and "_pytest" not in sys.modules, "the core imported pytest"
@@ -84,7 +84,7 @@ def test_meta_describes_the_worker_that_generated(tmp_path, order):
         "timings": {},
     }
     parts = [generator, idle] if order == "generator first" else [idle, generator]
-    evaluation = Evaluation(Settings(tasks=OPEN150, out_dir=tmp_path))
+    evaluation = Evaluation(Settings.of(tasks=OPEN150, out_dir=tmp_path))
     meta = evaluation.meta(parts)
     assert meta["endpoint"] == "http://127.0.0.1:8123/v1"
     assert meta["timings"] == {"generate": 9.0}

@@ -18,16 +18,11 @@ import pytest
 from fault_server import ADAPTER, MODEL, FaultServer, answer_for
 
 from pytest_structeval.backends.base import TaskFailure
-from pytest_structeval.backends.served import (
-    NEUTRAL_SAMPLING,
-    EndpointError,
-    OpenAIBackend,
-    RequestPolicy,
-    ServedConfig,
-    sampling_params,
-)
-from pytest_structeval.backends.vllm_offline import VllmBackend, VllmConfig
-from pytest_structeval.cache import GenerationCache
+from pytest_structeval.backends.cache import GenerationCache
+from pytest_structeval.backends.request import NEUTRAL_SAMPLING, sampling_params
+from pytest_structeval.backends.served import EndpointError, OpenAIBackend
+from pytest_structeval.backends.vllm_offline import VllmBackend
+from pytest_structeval.settings import Engine, RequestPolicy, Sampling, Serving, Settings
 from pytest_structeval.tasks import Task
 
 PLUGIN = Path(__file__).resolve().parents[2] / "plugin"
@@ -43,9 +38,14 @@ def make_tasks(*queries: str) -> list[Task]:
     ]
 
 
+def served(endpoint: str, **flat: object) -> tuple[Engine, Sampling, Serving]:
+    """The sections an OpenAIBackend takes; ``model`` None: the one model the server serves."""
+    settings = Settings.of(endpoint=endpoint, **{"policy": FAST, "model": None, **flat})
+    return settings.engine, settings.sampling, settings.serving
+
+
 def backend_for(stub: FaultServer, cache: GenerationCache | None = None, **config: object):
-    settings = {"endpoint": stub.url, "policy": FAST, **config}
-    return OpenAIBackend(ServedConfig(**settings), cache=cache, progress=False)  # type: ignore[arg-type]
+    return OpenAIBackend(*served(stub.url, **config), cache=cache, progress=False)
 
 
 def test_each_fault_fails_only_its_task_with_its_cause(stub: FaultServer, tmp_path: Path) -> None:
@@ -136,14 +136,16 @@ def test_a_server_dying_mid_run_keeps_what_finished(tmp_path: Path) -> None:
 
 KILLED_RUN = """
 import sys
-from pytest_structeval.backends.served import OpenAIBackend, RequestPolicy, ServedConfig
-from pytest_structeval.cache import GenerationCache
+from pytest_structeval.backends.cache import GenerationCache
+from pytest_structeval.backends.served import OpenAIBackend
+from pytest_structeval.settings import Engine, RequestPolicy, Sampling, Serving
 from pytest_structeval.tasks import Task
 
 tasks = [Task(f"t{i}", "Text to JSON", q, "JSON") for i, q in enumerate(sys.argv[3:])]
 policy = RequestPolicy(concurrency=1, request_timeout=120)
-config = ServedConfig(endpoint=sys.argv[1], policy=policy)
-OpenAIBackend(config, cache=GenerationCache(sys.argv[2]), progress=False).generate(tasks)
+serving = Serving(endpoint=sys.argv[1], policy=policy)
+OpenAIBackend(Engine(model=None), Sampling(), serving, cache=GenerationCache(sys.argv[2]),
+              progress=False).generate(tasks)
 """
 
 
@@ -206,9 +208,10 @@ def test_structured_outputs_ride_in_the_request(stub: FaultServer) -> None:
 
 @pytest.mark.parametrize("temperature", [0.0, 0.8])
 def test_sampling_is_the_offline_engines(temperature: float) -> None:
-    offline = VllmBackend(VllmConfig(model="any/model", temperature=temperature, max_tokens=77))
+    sampling = Sampling(temperature=temperature, max_tokens=77)
+    offline = VllmBackend(Engine(model="any/model"), sampling)
     assert offline.sampling_params == sampling_params(
-        temperature=temperature, max_tokens=77, seed=0
+        Sampling(temperature=temperature, max_tokens=77, seed=0)
     )
 
 
@@ -226,7 +229,7 @@ def test_api_key_from_argument_or_environment(
         backend_for(stub).connect()
     with pytest.raises(EndpointError, match=r"refused the API key.*--api-key"):
         backend_for(stub, api_key="wrong").connect()
-    assert "s3cret" not in repr(ServedConfig(endpoint=stub.url, api_key="s3cret"))
+    assert "s3cret" not in repr(Serving(endpoint=stub.url, api_key="s3cret"))
 
 
 def test_model_and_adapter_must_be_served(stub: FaultServer) -> None:
@@ -272,16 +275,16 @@ def test_nothing_listening_is_a_clear_error(stub: FaultServer) -> None:
     stub.die()
     time.sleep(0.2)
     with pytest.raises(EndpointError, match=r"did not answer GET /health.*ConnectError"):
-        OpenAIBackend(ServedConfig(endpoint=url, policy=FAST)).connect()
+        OpenAIBackend(*served(url)).connect()
 
 
 def test_settings_are_checked_and_travel_to_workers() -> None:
-    config = ServedConfig(endpoint="http://h:8000/", api_key="k", policy=FAST)
+    config = served("http://h:8000/", api_key="k")
     assert pickle.loads(pickle.dumps(config)) == config
-    assert OpenAIBackend(config).base_url == "http://h:8000/v1"
-    assert OpenAIBackend(ServedConfig(endpoint="http://h:8000/v1/")).base_url == "http://h:8000/v1"
+    assert OpenAIBackend(*config).base_url == "http://h:8000/v1"
+    assert OpenAIBackend(*served("http://h:8000/v1/")).base_url == "http://h:8000/v1"
     with pytest.raises(ValueError, match="http:// or https://"):
-        OpenAIBackend(ServedConfig(endpoint="h:8000"))
+        OpenAIBackend(*served("h:8000"))
     for bad in ({"concurrency": 0}, {"max_attempts": 0}, {"request_timeout": 0}):
         with pytest.raises(ValueError):
             RequestPolicy(**bad)  # type: ignore[arg-type]

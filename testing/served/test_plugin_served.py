@@ -18,7 +18,8 @@ import pytest
 from support import Run, run_pytest
 
 from pytest_structeval.backends.server import VllmServer
-from pytest_structeval.backends.vllm_offline import VllmBackend, VllmConfig
+from pytest_structeval.backends.vllm_offline import VllmBackend
+from pytest_structeval.settings import Settings
 
 SHORT = ("--max-tokens=16",)
 EAGER = ("--vllm-arg", "enforce_eager=true")  # torch.compile costs ~50 s a start on 2 cores
@@ -46,8 +47,8 @@ def offline(project: Path, tiny_model: Path) -> Run:
 @pytest.fixture(scope="module")
 def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmServer]:
     """A server as a team would run one, with the engine arguments of the offline run."""
-    config = VllmConfig(model=str(tiny_model), max_tokens=16, vllm_args={"enforce_eager": True})
-    engine_args = VllmBackend(config).engine_args
+    settings = Settings.of(model=str(tiny_model), max_tokens=16, vllm_args={"enforce_eager": True})
+    engine_args = VllmBackend(settings.engine, settings.sampling).engine_args
     with VllmServer(
         engine_args, log_dir=tmp_path_factory.mktemp("server"), served_model_name=SERVED_NAME
     ) as running:

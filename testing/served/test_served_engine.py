@@ -19,14 +19,11 @@ import httpx
 import pytest
 
 from pytest_structeval.backends.base import Generation
-from pytest_structeval.backends.served import (
-    NEUTRAL_SAMPLING,
-    OpenAIBackend,
-    ServedConfig,
-    VllmServeBackend,
-)
-from pytest_structeval.backends.vllm_offline import VllmBackend, VllmConfig
-from pytest_structeval.cache import GenerationCache
+from pytest_structeval.backends.cache import GenerationCache
+from pytest_structeval.backends.request import NEUTRAL_SAMPLING
+from pytest_structeval.backends.served import OpenAIBackend, VllmServeBackend
+from pytest_structeval.backends.vllm_offline import VllmBackend
+from pytest_structeval.settings import Settings
 from pytest_structeval.tasks import BUNDLED_TASKS, Task, TaskSet
 
 SERVED_NAME = "tiny-under-test"
@@ -38,18 +35,19 @@ def tasks() -> list[Task]:
 
 
 @pytest.fixture(scope="module")
-def config(tiny_model: Path) -> VllmConfig:
-    return VllmConfig(
-        model=str(tiny_model),
-        model_name=SERVED_NAME,
+def config(tiny_model: Path) -> Settings:
+    return Settings.of(
+        model=SERVED_NAME,  # served under this name; the files come from model_path
         max_tokens=16,
         vllm_args={"enforce_eager": True},  # torch.compile costs ~50 s a start, gains nothing
     )
 
 
 @pytest.fixture(scope="module")
-def offline(config: VllmConfig, tasks: list[Task]) -> dict[str, Generation]:
-    backend = VllmBackend(config, progress=False)
+def offline(config: Settings, tasks: list[Task], tiny_model: Path) -> dict[str, Generation]:
+    backend = VllmBackend(
+        config.engine, config.sampling, model_path=str(tiny_model), progress=False
+    )
     try:
         return backend.generate(tasks)
     finally:
@@ -63,10 +61,13 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def served(
-    config: VllmConfig, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory
+    config: Settings, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory, tiny_model: Path
 ) -> Iterator[VllmServeBackend]:
     backend = VllmServeBackend(
-        config,
+        config.engine,
+        config.sampling,
+        config.serving,
+        model_path=str(tiny_model),
         log_dir=tmp_path_factory.mktemp("out"),
         cache=GenerationCache(cache_dir),
         progress=False,
@@ -112,7 +113,11 @@ def test_endpoint_on_the_running_server_matches_too(
     served.generate(tasks[:1])  # the server is up (the cache answers, nothing is sent)
     server = served.server
     backend = OpenAIBackend(
-        ServedConfig(endpoint=server.url, model=SERVED_NAME, api_key=server.api_key, max_tokens=16),
+        *(lambda s: (s.engine, s.sampling, s.serving))(
+            Settings.of(
+                endpoint=server.url, model=SERVED_NAME, api_key=server.api_key, max_tokens=16
+            )
+        ),
         progress=False,
     )
     generations = backend.generate(tasks)
@@ -162,11 +167,22 @@ def test_a_rerun_sends_only_what_the_cache_lacks(
 
 
 def test_a_run_served_from_the_cache_starts_no_server(
-    served: VllmServeBackend, config: VllmConfig, cache_dir: Path, tmp_path: Path, tasks: list[Task]
+    served: VllmServeBackend,
+    config: Settings,
+    cache_dir: Path,
+    tmp_path: Path,
+    tasks: list[Task],
+    tiny_model: Path,
 ) -> None:
     served.generate(tasks)  # everything cached
     again = VllmServeBackend(
-        config, log_dir=tmp_path, cache=GenerationCache(cache_dir), progress=False
+        config.engine,
+        config.sampling,
+        config.serving,
+        model_path=str(tiny_model),
+        log_dir=tmp_path,
+        cache=GenerationCache(cache_dir),
+        progress=False,
     )
     try:
         generations = again.generate(tasks)

@@ -13,13 +13,14 @@ import pytest
 
 from pytest_structeval.backends.base import Generation
 from pytest_structeval.backends.served import ADAPTER_MODULE, VllmServeBackend
-from pytest_structeval.backends.vllm_offline import VllmBackend, VllmConfig
+from pytest_structeval.backends.vllm_offline import VllmBackend
+from pytest_structeval.settings import Settings
 from pytest_structeval.tasks import BUNDLED_TASKS, Task, TaskSet
 
 
 @pytest.fixture(scope="module")
-def lora_config(tiny_model: Path, tiny_lora_adapter: Path) -> VllmConfig:
-    return VllmConfig(
+def lora_config(tiny_model: Path, tiny_lora_adapter: Path) -> Settings:
+    return Settings.of(
         model=str(tiny_model),
         adapter=str(tiny_lora_adapter),
         max_tokens=16,
@@ -32,10 +33,16 @@ def texts(generations: dict[str, Generation]) -> dict[str, str]:
 
 
 def test_the_served_adapter_answers_as_the_in_process_one(
-    lora_config: VllmConfig, tmp_path: Path
+    lora_config: Settings, tmp_path: Path
 ) -> None:
     tasks: list[Task] = list(TaskSet.load(BUNDLED_TASKS))[:6]
-    served = VllmServeBackend(lora_config, log_dir=tmp_path, progress=False)
+    served = VllmServeBackend(
+        lora_config.engine,
+        lora_config.sampling,
+        lora_config.serving,
+        log_dir=tmp_path,
+        progress=False,
+    )
     try:
         generations = served.generate(tasks)
         meta = served.meta()
@@ -48,7 +55,7 @@ def test_the_served_adapter_answers_as_the_in_process_one(
     assert meta["served_adapter"]["id"] == ADAPTER_MODULE
     assert meta["served_adapter"]["parent"] == meta["served_model"]["id"]
 
-    offline = VllmBackend(lora_config, progress=False)
+    offline = VllmBackend(lora_config.engine, lora_config.sampling, progress=False)
     try:
         expected = offline.generate(tasks)
     finally:

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from pytest_structeval.backends.base import Generation
-from pytest_structeval.backends.vllm_offline import VllmBackend, VllmConfig
-from pytest_structeval.cache import GenerationCache
+from pytest_structeval.backends.cache import GenerationCache
+from pytest_structeval.backends.vllm_offline import VllmBackend
+from pytest_structeval.settings import Settings
 from pytest_structeval.tasks import Task
 
 MAX_TOKENS = 16
@@ -23,15 +24,17 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def config(tiny_model: Path, fast_engine: dict[str, object]) -> VllmConfig:
-    return VllmConfig(model=str(tiny_model), max_tokens=MAX_TOKENS, vllm_args=fast_engine)
+def config(tiny_model: Path, fast_engine: dict[str, object]) -> Settings:
+    return Settings.of(model=str(tiny_model), max_tokens=MAX_TOKENS, vllm_args=fast_engine)
 
 
 @pytest.fixture(scope="module")
-def first_run(config: VllmConfig, cache_dir: Path, tasks: list[Task]) -> Iterator[dict]:
+def first_run(config: Settings, cache_dir: Path, tasks: list[Task]) -> Iterator[dict]:
     """Generate once, recording each store() call and whether it happened inside the engine
     loop (that is, before LLM.chat returned)."""
-    backend = VllmBackend(config, cache=GenerationCache(cache_dir), progress=False)
+    backend = VllmBackend(
+        config.engine, config.sampling, cache=GenerationCache(cache_dir), progress=False
+    )
     stored: list[tuple[Generation, bool]] = []
     put = backend.cache.put  # type: ignore[union-attr]
 
@@ -83,9 +86,9 @@ def test_meta_holds_the_exact_engine_and_sampling_kwargs(first_run: dict, tiny_m
 
 
 def test_cache_hit_builds_no_engine(
-    first_run: dict, config: VllmConfig, cache_dir: Path, tasks: list[Task]
+    first_run: dict, config: Settings, cache_dir: Path, tasks: list[Task]
 ) -> None:
-    backend = VllmBackend(config, cache=GenerationCache(cache_dir))
+    backend = VllmBackend(config.engine, config.sampling, cache=GenerationCache(cache_dir))
     results = backend.generate(tasks)
     assert backend.stats.engine_builds == 0 and backend.stats.cache_hits == len(tasks)
     assert all(g.from_cache for g in results.values())
@@ -104,7 +107,7 @@ def test_greedy_generation_is_repeatable(first_run: dict, tasks: list[Task]) -> 
 
 
 def test_partial_cache_generates_only_the_misses(
-    config: VllmConfig, cache_dir: Path, tasks: list[Task], first_run: dict
+    config: Settings, cache_dir: Path, tasks: list[Task], first_run: dict
 ) -> None:
     backend = first_run["backend"]
     backend.cache = GenerationCache(cache_dir)

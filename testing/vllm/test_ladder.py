@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from pytest_structeval.backends.engine import EngineStartError, RungFailure, start_engine
-from pytest_structeval.backends.vllm_offline import VllmBackend, VllmConfig
+from pytest_structeval.backends.vllm_offline import VllmBackend
+from pytest_structeval.settings import Settings
 
 TOO_SMALL = {"kv_cache_memory_bytes": 2000}
 FITS = {"kv_cache_memory_bytes": 64 * 1024 * 1024}
@@ -27,8 +28,8 @@ def _no_kv_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_first_rung_fails_second_generates(
     tiny_model: Path, fast_engine: dict, tasks: list
 ) -> None:
-    config = VllmConfig(model=str(tiny_model), max_tokens=8, vllm_args=fast_engine)
-    backend = VllmBackend(config, ladder=[TOO_SMALL, FITS], progress=False)
+    config = Settings.of(model=str(tiny_model), max_tokens=8, vllm_args=fast_engine)
+    backend = VllmBackend(config.engine, config.sampling, ladder=[TOO_SMALL, FITS], progress=False)
     try:
         results = backend.generate(tasks[:2])
     finally:
@@ -106,8 +107,10 @@ def test_a_module_missing_in_the_engine_process_is_one_attempt_with_its_cause(
 ) -> None:
     for name, value in broken_engine_env.items():
         monkeypatch.setenv(name, value)
-    config = VllmConfig(model=str(tiny_model), max_tokens=8, vllm_args=fast_engine)
-    backend = VllmBackend(config, progress=False)  # the default ladder: four rungs
+    config = Settings.of(model=str(tiny_model), max_tokens=8, vllm_args=fast_engine)
+    backend = VllmBackend(
+        config.engine, config.sampling, progress=False
+    )  # the default ladder: four rungs
     started = time.perf_counter()
     with pytest.raises(EngineStartError) as info:
         backend.generate([])  # nothing to generate: no engine

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_structeval.backends.vllm_offline import VllmBackend, VllmConfig
-from pytest_structeval.cache import GenerationCache
+from pytest_structeval.backends.cache import GenerationCache
+from pytest_structeval.backends.vllm_offline import VllmBackend
+from pytest_structeval.settings import Settings
 from pytest_structeval.tasks import Task
 
 MAX_TOKENS = 16
@@ -38,19 +39,23 @@ def runs(
 ) -> Iterator[dict]:
     """Generate with the plain model, then with the adapter, through one generation cache."""
     cache_dir = tmp_path_factory.mktemp("lora-generations")
-    base_config = VllmConfig(model=str(tiny_model), max_tokens=MAX_TOKENS, vllm_args=fast_engine)
-    lora_config = VllmConfig(
+    base_config = Settings.of(model=str(tiny_model), max_tokens=MAX_TOKENS, vllm_args=fast_engine)
+    lora_config = Settings.of(
         model=str(tiny_model),
         adapter=str(tiny_lora_adapter),
         max_tokens=MAX_TOKENS,
         vllm_args=fast_engine,
     )
-    base = VllmBackend(base_config, cache=GenerationCache(cache_dir), progress=False)
+    base = VllmBackend(
+        base_config.engine, base_config.sampling, cache=GenerationCache(cache_dir), progress=False
+    )
     try:
         base_results = base.generate(lora_tasks)
     finally:
         base.close()  # one engine at a time
-    lora = VllmBackend(lora_config, cache=GenerationCache(cache_dir), progress=False)
+    lora = VllmBackend(
+        lora_config.engine, lora_config.sampling, cache=GenerationCache(cache_dir), progress=False
+    )
     try:
         lora_results = lora.generate(lora_tasks)
         # The same engine asked without a LoRA request: the model underneath is the base one.

@@ -5,15 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pytest_structeval.backends.vllm_offline import VllmBackend, VllmConfig
+from pytest_structeval.backends.vllm_offline import VllmBackend
+from pytest_structeval.settings import Settings
 from pytest_structeval.tasks import Task
 
 
 def test_json_tasks_are_valid_json(tiny_model: Path, fast_engine: dict, tasks: list[Task]) -> None:
-    config = VllmConfig(
+    config = Settings.of(
         model=str(tiny_model), max_tokens=48, vllm_args=fast_engine, structured_outputs=True
     )
-    backend = VllmBackend(config, progress=False)
+    backend = VllmBackend(config.engine, config.sampling, progress=False)
     try:
         results = backend.generate(tasks)
     finally:

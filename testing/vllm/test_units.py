@@ -11,20 +11,27 @@ import pytest
 
 from pytest_structeval.backends.adapter import AdapterError, validate_adapter
 from pytest_structeval.backends.base import Generation
+from pytest_structeval.backends.cache import GenerationCache, cache_key
 from pytest_structeval.backends.engine import (
     default_ladder,
     failure_cause,
     is_memory_error,
     root_cause,
 )
-from pytest_structeval.backends.vllm_offline import VllmBackend, VllmConfig, structured_outputs_spec
-from pytest_structeval.cache import GenerationCache, cache_key
+from pytest_structeval.backends.request import structured_outputs_spec
+from pytest_structeval.backends.vllm_offline import VllmBackend
 from pytest_structeval.models import BUILTIN_TINY, resolve_model
 from pytest_structeval.models.tiny import build_tiny_model
-from pytest_structeval.settings import parse_vllm_args
+from pytest_structeval.settings import Settings, parse_vllm_args
 from pytest_structeval.tasks import Task
 
 TASK = Task("t1", "Text to JSON", "Give me JSON.", "JSON")
+
+
+def vllm_backend(**flat: object) -> VllmBackend:
+    """An offline backend (never started) from flat settings (``Settings.of``)."""
+    settings = Settings.of(**flat)
+    return VllmBackend(settings.engine, settings.sampling)
 
 
 # -- tiny model ---------------------------------------------------------------------------
@@ -132,7 +139,7 @@ def test_parse_vllm_args_coerces() -> None:
 
 
 def test_engine_and_sampling_args(tiny_model: Path) -> None:
-    backend = VllmBackend(VllmConfig(model=str(tiny_model), vllm_args={"enforce_eager": True}))
+    backend = vllm_backend(model=str(tiny_model), vllm_args={"enforce_eager": True})
     assert backend.engine_args == {
         "model": str(tiny_model),
         "dtype": "float32",
@@ -152,7 +159,7 @@ def test_cache_identity_changes_with_what_determines_output(
     tiny_model: Path, tmp_path: Path
 ) -> None:
     def identity(**changes: object) -> dict:
-        return VllmBackend(VllmConfig(model=str(tiny_model), **changes)).cache_identity()  # type: ignore[arg-type]
+        return vllm_backend(model=str(tiny_model), **changes).cache_identity()
 
     base = identity()
     assert identity() == base
@@ -168,13 +175,13 @@ def test_cache_identity_changes_with_what_determines_output(
     copy.mkdir()
     for f in tiny_model.iterdir():
         (copy / f.name).write_bytes(f.read_bytes())
-    assert VllmBackend(VllmConfig(model=str(copy))).cache_identity() == base
+    assert vllm_backend(model=str(copy)).cache_identity() == base
     config = json.loads((copy / "config.json").read_text())
     config["rms_norm_eps"] = 1e-5
     (copy / "config.json").write_text(json.dumps(config))
-    assert VllmBackend(VllmConfig(model=str(copy))).cache_identity() != base
+    assert vllm_backend(model=str(copy)).cache_identity() != base
     (copy / "chat_template.jinja").write_text("{{ messages[0]['content'] }}")
-    changed = VllmBackend(VllmConfig(model=str(copy))).cache_identity()
+    changed = vllm_backend(model=str(copy)).cache_identity()
     assert changed["chat_template_sha256"] != base["chat_template_sha256"]
 
 
@@ -285,20 +292,20 @@ def test_missing_adapter_files(tmp_path: Path) -> None:
 def test_bad_adapter_fails_before_any_engine(tiny_model: Path, tmp_path: Path) -> None:
     adapter = make_adapter(tmp_path / "dora", use_dora=True)
     with pytest.raises(AdapterError, match="DoRA"):
-        VllmBackend(VllmConfig(model=str(tiny_model), adapter=str(adapter)))
+        vllm_backend(model=str(tiny_model), adapter=str(adapter))
 
 
 def test_adapter_enters_engine_args_and_identity(tiny_model: Path, tmp_path: Path) -> None:
     adapter = make_adapter(tmp_path / "a", r=8)
-    backend = VllmBackend(VllmConfig(model=str(tiny_model), adapter=str(adapter)))
+    backend = vllm_backend(model=str(tiny_model), adapter=str(adapter))
     assert (
         backend.engine_args | {"enable_lora": True, "max_lora_rank": 8, "max_loras": 1}
         == backend.engine_args
     )
-    plain = VllmBackend(VllmConfig(model=str(tiny_model)))
+    plain = vllm_backend(model=str(tiny_model))
     assert backend.cache_identity()["adapter"] != plain.cache_identity()["adapter"]
     (adapter / "adapter_model.safetensors").write_bytes(b"changed")
-    again = VllmBackend(VllmConfig(model=str(tiny_model), adapter=str(adapter)))
+    again = vllm_backend(model=str(tiny_model), adapter=str(adapter))
     assert again.cache_identity() != backend.cache_identity()
 
 

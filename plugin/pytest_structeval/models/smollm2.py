@@ -32,7 +32,7 @@ import importlib.util
 import os
 from pathlib import Path
 
-from ..backends.identity import sha256_file
+from ..files import sha256_file
 
 # Bump when the recipe changes, so a cached build from an older recipe is not reused.
 RECIPE_VERSION = 1

@@ -18,9 +18,8 @@ import warnings
 from dataclasses import dataclass
 from typing import Literal
 
-# How a generation is read: as upstream StructEval does, or as strict competitor tooling does
-# (spec §7). Defined here, the first step of scoring; settings and the parsers import it.
-ScoringMode = Literal["upstream", "strict"]
+from ..tasks import ScoringMode
+
 Source = Literal["fence", "begin_code", "code_tag", "whole"]
 
 # Upstream removes only this exact empty think block; a non-empty one or one with a single

@@ -15,9 +15,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .backends.base import Generation
-from .files import write_atomic
-from .tasks import Task
+from ..files import write_atomic
+from ..tasks import Task
+from .base import Generation
 
 # Bump when the entry layout changes; old entries then simply miss.
 CACHE_FORMAT = 1
