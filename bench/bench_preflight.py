@@ -47,7 +47,7 @@ def child_preflight(model: str, engine_not_needed: str | None) -> dict[str, obje
     from pytest_structeval.settings import Settings
 
     with tempfile.TemporaryDirectory() as out:
-        settings = Settings(model=model, out_dir=out)
+        settings = Settings.of(model=model, out_dir=out)
         started = time.perf_counter()
         times, statuses = {}, {}
         for check in preflight_checks(settings, engine_not_needed=engine_not_needed):

@@ -158,9 +158,9 @@ PREFLIGHT_ONLY = ("engine_not_needed", "model_not_needed", "device", "min_free_d
 
 
 def checks_of(**cfg: object) -> list[Check]:
-    """The checks of ``Settings(**cfg)``, the preflight's own keywords passed beside it."""
+    """The checks of ``Settings.of(**cfg)``, the preflight's own keywords passed beside it."""
     own = {key: cfg.pop(key) for key in PREFLIGHT_ONLY if key in cfg}
-    return preflight_checks(Settings(**cfg), **own)  # type: ignore[arg-type]
+    return preflight_checks(Settings.of(**cfg), **own)  # type: ignore[arg-type]
 
 
 def run(name: str, **cfg: object) -> CheckResult:
@@ -323,7 +323,7 @@ def test_a_run_that_needs_no_engine_imports_neither_vllm_nor_torch(tmp_path):
         "sys.addaudithook(hook)\n"
         "from pytest_structeval.preflight import preflight_checks\n"
         "from pytest_structeval.settings import Settings\n"
-        "settings = Settings(model=sys.argv[1], out_dir=sys.argv[2])\n"
+        "settings = Settings.of(model=sys.argv[1], out_dir=sys.argv[2])\n"
         "checks = preflight_checks(settings, engine_not_needed=sys.argv[3])\n"
         "results = {c.name: c.run().status for c in checks}\n"
         "print(json.dumps({'seen': seen, 'results': results,\n"

@@ -327,7 +327,7 @@ def vllm_flash_attn(env: Env) -> CheckResult:
 
 
 def cpu_dtype(env: Env) -> CheckResult:
-    dtype = env.dtype
+    dtype = env.engine.dtype
     if dtype != "bfloat16":
         return passed(f"dtype {dtype}" + (" (float32 on CPU)" if dtype == "auto" else ""))
     if facts.CPU_BF16_CRASH_FLAGS & environment.cpu_flags():

@@ -31,7 +31,7 @@ from . import facts, metadata, probes
 from .model_files import ModelFiles, resolve_model_files
 
 if TYPE_CHECKING:
-    from ..settings import Settings
+    from ..settings import Engine, Settings
 
 Device = Literal["auto", "cuda", "cpu"]
 ProbeKey = tuple[str, ...]  # a probe's name and its arguments
@@ -137,12 +137,9 @@ class Env:
         planned_probes: Callable[[Env], Iterable[ProbeKey]],
     ) -> None:
         # The one place that reads Settings' fields.
-        self.model: str = settings.model
-        self.adapter: str | None = settings.adapter
+        self.engine: Engine = settings.engine
         self.tasks: Path = settings.tasks
-        self.out_dir: Path = settings.out_dir
-        self.gpu_memory_utilization: float | None = settings.gpu_memory_utilization
-        self.dtype: str = settings.dtype
+        self.out_dir: Path = settings.output.out_dir
 
         self.engine_not_needed = engine_not_needed
         self.model_not_needed = model_not_needed
@@ -252,7 +249,7 @@ class Env:
 
     @functools.cached_property
     def model_files(self) -> ModelFiles:
-        return resolve_model_files(self.model, HUB_TIMEOUT_S)
+        return resolve_model_files(self.engine.model, HUB_TIMEOUT_S)
 
     def selected_gpu(self) -> dict[str, object] | None:
         """The GPU vLLM would use first: CUDA_VISIBLE_DEVICES's first entry (index or UUID)."""
@@ -270,8 +267,8 @@ class Env:
         return None
 
     def memory_utilization(self) -> float:
-        if self.gpu_memory_utilization is not None:
-            return self.gpu_memory_utilization
+        if self.engine.gpu_memory_utilization is not None:
+            return self.engine.gpu_memory_utilization
         vllm = self.version(self.vllm_dist) if self.vllm_dist else None
         return facts.memory_utilization_default(vllm)
 

@@ -32,7 +32,7 @@ def model_fits(env: Env) -> CheckResult:
     if found.weight_bytes is None:
         return skipped("the weights' size is unknown until they are downloaded")
     size = float(found.weight_bytes)
-    dtype = env.dtype
+    dtype = env.engine.dtype
     if dtype == "auto" and env.device == "cpu":
         dtype = "float32"  # the plugin's CPU default: vLLM's bf16 CPU kernels crash
     stored = _BYTES_PER_PARAM.get(found.checkpoint_dtype or "")
@@ -69,8 +69,8 @@ def model_fits(env: Env) -> CheckResult:
 
 
 def adapter_valid(env: Env) -> CheckResult:
-    assert env.adapter is not None
-    return inspect_adapter(env.adapter, env.model)
+    assert env.engine.adapter is not None
+    return inspect_adapter(env.engine.adapter, env.engine.model)
 
 
 def tasks_valid(env: Env) -> CheckResult:

@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", default="auto", help="model dtype (default: auto)")
     args = parser.parse_args(argv)
     try:
-        settings = Settings(
+        settings = Settings.of(
             model=args.model,
             adapter=args.adapter,
             tasks=args.tasks or BUNDLED_TASKS,

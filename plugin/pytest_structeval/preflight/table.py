@@ -35,7 +35,7 @@ class Need:
 
 ENGINE = Need("a local engine", lambda env: env.engine_not_needed)
 MODEL = Need("a model", lambda env: env.model_not_needed)
-ADAPTER = Need("an adapter", lambda env: None if env.adapter is not None else "no --adapter")
+ADAPTER = Need("an adapter", lambda env: None if env.engine.adapter is not None else "no --adapter")
 VLLM_INSTALLED = Need(
     "vLLM installed",
     lambda env: (
