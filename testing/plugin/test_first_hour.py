@@ -1,0 +1,74 @@
+"""What a new user meets in the first hour, run as the user runs it: node ids pasted back from
+pytest's own output, and the messages for the usual first mistakes."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from support import OPEN150, OPEN150_ANSWERS
+
+
+def task_ids(result: pytest.RunResult) -> list[str]:
+    return [line for line in result.outlines if "::" in line and "::preflight::" not in line]
+
+
+@pytest.fixture
+def elsewhere(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A task file and its answers outside the rootdir (the pytester directory), one answer
+    broken so that one task fails."""
+    folder = tmp_path_factory.mktemp("elsewhere")
+    (folder / "public_150.json").write_bytes(OPEN150.read_bytes())
+    answers = json.loads(OPEN150_ANSWERS.read_text("utf-8"))
+    answers[1]["generation"] = "not a document"
+    (folder / "inference.json").write_text(json.dumps(answers), "utf-8")
+    return folder
+
+
+def test_an_id_of_a_task_file_outside_the_rootdir_pastes_back(suite, elsewhere):
+    options = (
+        f"--tasks={elsewhere / 'public_150.json'}",
+        f"--generations={elsewhere / 'inference.json'}",
+    )
+    listed = suite.run("--co", "-q", *options).result
+    ids = task_ids(listed)
+    assert len(ids) == 150 and all(" " not in i for i in ids)
+    second = ids[1]
+    assert second.startswith("public_150.json::") and second.endswith("-Text_to_TOML")
+
+    run = suite.run("-q", *options, second)
+    assert run.result.ret == pytest.ExitCode.TESTS_FAILED
+    checks = [line for line in listed.outlines if "::preflight::" in line]
+    run.result.assert_outcomes(failed=1, deselected=149 + len(checks))
+    task_id = json.loads(OPEN150.read_text("utf-8"))[1]["task_id"]
+    assert [t["task_id"] for t in run.report["tasks"]] == [task_id]
+
+    # --lf after a full run: exactly the failed task again.
+    suite.run("-q", *options)
+    again = suite.run("-q", "--lf", *options).result
+    again.assert_outcomes(failed=1)
+    assert second in again.stdout.str()
+
+
+def test_an_id_of_the_bundled_set_pastes_back_and_names_a_short_junit_class(suite, pytester):
+    options = (f"--generations={OPEN150_ANSWERS}",)
+    ids = task_ids(suite.run("--co", "-q", *options).result)
+    assert len(ids) == 150 and all(i.startswith("open150.json::") for i in ids)
+    junit = pytester.path / "j.xml"
+    run = suite.run("-q", *options, ids[5], ids[7], f"--junitxml={junit}")
+    run.result.assert_outcomes(passed=2)
+    cases = ET.parse(junit).getroot().iter("testcase")
+    assert {(c.get("classname"), c.get("name")) for c in cases} == {
+        ("open150.json", ids[5].split("::")[1]),
+        ("open150.json", ids[7].split("::")[1]),
+    }
+
+
+def test_an_id_that_selects_nothing_is_a_usage_error(suite):
+    run = suite.run("-q", f"--generations={OPEN150_ANSWERS}", "open150.json::no-such-task")
+    assert run.result.ret == pytest.ExitCode.USAGE_ERROR
+    run.result.stderr.fnmatch_lines(
+        ["ERROR: not found: open150.json::no-such-task (no task or check of the task file*"]
+    )
