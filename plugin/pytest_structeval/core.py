@@ -158,8 +158,9 @@ def make_backend(
 def _check_builtin_model(name: str) -> None:
     """An unknown ``builtin:`` name, or one whose package is missing, is a ``ModelError`` now,
     not after the preflight (the message carries the install command)."""
-    from .models import ModelError, builtin_model
+    from .models import ModelError, builtin_model, check_model_path
 
+    check_model_path(name)
     recipe = builtin_model(name)
     reason = recipe.unavailable() if recipe is not None else None
     if reason is not None:
