@@ -4,6 +4,10 @@ pytest's own output, and the messages for the usual first mistakes."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -72,3 +76,80 @@ def test_an_id_that_selects_nothing_is_a_usage_error(suite):
     run.result.stderr.fnmatch_lines(
         ["ERROR: not found: open150.json::no-such-task (no task or check of the task file*"]
     )
+
+
+# -- messages ---------------------------------------------------------------------------------
+
+
+def usage_error(suite, *args: str) -> str:
+    run = suite.run("-q", *args).result
+    assert run.ret == pytest.ExitCode.USAGE_ERROR, run.stdout.str()
+    errors = [line for line in run.errlines if line.startswith("ERROR:")]
+    assert len(errors) == 1, run.errlines  # said once
+    return errors[0]
+
+
+def test_a_broken_json_file_says_where_and_what(suite, tmp_path):
+    broken = tmp_path / "tasks.json"
+    broken.write_text(OPEN150.read_text("utf-8")[:3000], "utf-8")
+    line = usage_error(suite, f"--tasks={broken}", f"--generations={OPEN150_ANSWERS}")
+    assert line.startswith(f"ERROR: {broken}: task file is not valid JSON: Unterminated string")
+    assert "starting at line " in line and ", column " in line and "at at" not in line
+
+
+def test_a_misspelt_task_field_is_named(suite, tmp_path):
+    tasks = json.loads(OPEN150.read_text("utf-8"))
+    tasks[3]["ouput_type"] = tasks[3].pop("output_type")
+    path = tmp_path / "tasks.json"
+    path.write_text(json.dumps(tasks), "utf-8")
+    line = usage_error(suite, f"--tasks={path}", f"--generations={OPEN150_ANSWERS}")
+    assert "item 3" in line and "missing output_type (the item has 'ouput_type'" in line
+
+
+def test_a_competition_submission_without_tasks_says_to_pass_them(suite, tmp_path):
+    submission = tmp_path / "inference.json"
+    submission.write_text(json.dumps([{"task_id": "p_" + "0" * 24, "generation": "{}"}]))
+    line = usage_error(suite, f"--generations={submission}")
+    assert "unknown task id" in line and "--tasks=public_150.json" in line
+
+
+def test_a_model_directory_that_does_not_exist_is_a_usage_error(suite):
+    line = usage_error(suite, "--model=./checkpoints/sft-3")
+    assert line.startswith("ERROR: model directory ./checkpoints/sft-3 does not exist")
+
+
+def test_an_uncached_hub_id_with_no_hub_reachable_fails_fast(tmp_path):
+    """No retries against a hub that refuses connections: huggingface_hub's own downloads
+    sleep 23 s per file before giving up, twice before the preflight speaks."""
+    env = {
+        **os.environ,
+        "HF_ENDPOINT": "http://127.0.0.1:9",  # the discard port: connection refused
+        "HF_HUB_CACHE": str(tmp_path / "hub"),
+    }
+    env.pop("HF_HUB_OFFLINE", None)
+    env.pop("TRANSFORMERS_OFFLINE", None)
+    started = time.monotonic()
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-rs",
+            "--model=someone/not-cached",
+            "-k",
+            "open150-text-to-toml-01",
+            f"--out={tmp_path / 'o'}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    seconds = time.monotonic() - started
+    assert "preflight failed: model-available" in run.stdout, run.stdout[-2000:]
+    assert seconds < 40, f"{seconds:.0f} s"
