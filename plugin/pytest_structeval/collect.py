@@ -4,8 +4,11 @@ As in pytest's own non-Python example (``doc/en/example/nonpython``), the file i
 and its entries the items; each item writes its own failure text. Items are
 ``pytest.Function`` objects over two small functions of this module, so fixtures (syrupy's
 ``snapshot``, a project's own autouse fixtures), ``-k``, ``-m``, ``--lf``, ``-n`` and JUnit
-work on them as on any test. Node ids read ``<task file>::<task_id>-<task_name>`` and
-``<task file>::preflight::<check>``.
+work on them as on any test. Node ids read ``<task file>::<task_id>-<Task_name>`` (``-k``'s
+form of the name: no spaces) and ``<task file>::preflight::<check>``, where ``<task file>`` is
+the path from the rootdir, the bare file name for a file outside it, and ``open150.json`` for
+the bundled set wherever the package is installed; ``node_selection`` lets such an id be
+pasted back on the command line even where pytest cannot find it as a path.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from .tasks import Task, TaskSet
+from .tasks import BUNDLED_TASKS, Task, TaskSet
 
 # Every item of the evaluation, so that `-m structeval` selects it alone in a project whose own
 # tests run in the same session.
@@ -29,6 +32,57 @@ KIND_MARKERS = {"generation": "Text to a format", "conversion": "one format to a
 def keyword_name(task_name: str) -> str:
     """``CSV to JSON`` -> ``CSV_to_JSON``: a form pytest's ``-k`` grammar accepts."""
     return task_name.replace(" ", "_")
+
+
+def task_file_nodeid(path: Path, rootpath: Path) -> str:
+    """The node id of the task file ``path`` when the plugin adds it (pytest's own collection
+    did not reach it): stable across machines and install locations, so that ids shown in a
+    report, JUnit classnames and ``--lf``'s cache mean the same thing everywhere."""
+    if path.resolve() == BUNDLED_TASKS:
+        return BUNDLED_TASKS.name
+    try:
+        return path.relative_to(rootpath).as_posix()
+    except ValueError:
+        return path.name
+
+
+def split_node_args(
+    args: list[str], *, file_nodeid: str, invocation_dir: Path
+) -> tuple[list[str], list[str]]:
+    """Split pytest's positional arguments into those pytest resolves itself and node ids of
+    the task file that name no path pytest can find (a file outside the rootdir, the bundled
+    set): pytest would stop at those with "file or directory not found"."""
+    kept: list[str] = []
+    ours: list[str] = []
+    for arg in args:
+        head = arg.split("::", 1)[0]
+        if head == file_nodeid and not (invocation_dir / head).exists():
+            ours.append(arg)
+        else:
+            kept.append(arg)
+    return kept, ours
+
+
+def node_selection(
+    items: list[pytest.Item], node_args: list[str]
+) -> tuple[list[pytest.Item], list[pytest.Item]]:
+    """(selected, deselected) evaluation items for the node ids ``node_args``; items of other
+    files (the user's own tests, from the other arguments) are kept. An id that selects
+    nothing is a usage error, as pytest's own "not found"."""
+    def chosen(item: pytest.Item, arg: str) -> bool:
+        return item.nodeid == arg or item.nodeid.startswith(arg + "::")
+
+    ours = [item for item in items if isinstance(item, (TaskItem, CheckItem))]
+    unmatched = [arg for arg in node_args if not any(chosen(item, arg) for item in ours)]
+    if unmatched:
+        example = next((item.nodeid for item in ours if isinstance(item, TaskItem)), "")
+        raise pytest.UsageError(
+            f"not found: {', '.join(unmatched)} (no task or check of the task file has this id; "
+            f"ids read like {example}: `pytest --co -q` with the same options lists them)"
+        )
+    deselected = [item for item in ours if not any(chosen(item, a) for a in node_args)]
+    drop = set(map(id, deselected))
+    return [item for item in items if id(item) not in drop], deselected
 
 
 def evaluate_task(structeval_result: Any) -> None:
@@ -105,7 +159,7 @@ class TaskFile(pytest.File):
         for task in self.taskset:
             yield TaskItem.from_parent(
                 self,
-                name=f"{task.task_id}-{task.task_name}",
+                name=f"{task.task_id}-{keyword_name(task.task_name)}",
                 task=task,
                 smoke=task.task_id in smoke,
             )

@@ -34,7 +34,7 @@ from .backends.replay import ReplayBackend
 from .backends.served import OpenAIBackend, VllmServeBackend
 from .backends.vllm_offline import VllmBackend
 from .files import dump_json, write_atomic
-from .models import ModelError, builtin_model, resolve_model
+from .models import ModelError, builtin_model, check_model_path, resolve_model
 from .report.gate import Outcome, baseline_scores, load_baseline, task_verdict
 from .report.report import Report, TaskRecord, submission
 from .scoring import TaskScore, score_task
@@ -134,6 +134,7 @@ def _generation_cache(cache: Cache, directory: Path | None) -> GenerationCache |
 def _check_builtin_model(name: str) -> None:
     """An unknown ``builtin:`` name, or one whose package is missing, is a ``ModelError`` now,
     not after the preflight (the message carries the install command)."""
+    check_model_path(name)
     recipe = builtin_model(name)
     reason = recipe.unavailable() if recipe is not None else None
     if reason is not None:

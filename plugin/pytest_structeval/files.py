@@ -82,6 +82,8 @@ def read_json(path: Path, *, what: str, error: type[ValueError]) -> object:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise error(
-            f"{path}: {what} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
-        ) from None
+        # json's messages that end in "at" ("Unterminated string starting at") take the
+        # position as their object; the others get it after "at".
+        where = f"line {exc.lineno}, column {exc.colno}"
+        reason = f"{exc.msg} {where}" if exc.msg.endswith(" at") else f"{exc.msg} at {where}"
+        raise error(f"{path}: {what} is not valid JSON: {reason}") from None

@@ -36,6 +36,9 @@ from .collect import (
     TaskItem,
     collect_items,
     keyword_name,
+    node_selection,
+    split_node_args,
+    task_file_nodeid,
 )
 from .core import Evaluation, Finished, SharedGeneration, SharedGenerationError, TaskResult
 from .models import builtin_path
@@ -56,6 +59,8 @@ pytest_addoption = options.pytest_addoption
 EXCHANGE_DIR = ".exchange"
 session_key = pytest.StashKey["StructevalSession"]()
 _requested_key = pytest.StashKey[tuple[options.Options, Evaluation]]()
+# Node ids of the task file given as arguments that pytest could not resolve to a path.
+_node_args_key = pytest.StashKey[list[str]]()
 result_key = pytest.StashKey[TaskResult]()
 
 
@@ -75,6 +80,13 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
     except (InputError, BaselineError, ValueError) as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[_requested_key] = (opts, evaluation)
+    # A pasted-back id of a task file that pytest's collection does not reach: taken out of
+    # pytest's arguments here, selected in pytest_collection_modifyitems.
+    config.args, config.stash[_node_args_key] = split_node_args(
+        config.args,
+        file_nodeid=task_file_nodeid(opts.settings.tasks, config.rootpath),
+        invocation_dir=config.invocation_params.dir,
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -170,11 +182,13 @@ class StructevalSession:
         no spaces) and puts the preflight checks first."""
         if not any(isinstance(item, TaskItem) for item in items):
             path = self.settings.tasks
-            try:
-                nodeid = path.relative_to(self.config.rootpath).as_posix()
-            except ValueError:
-                nodeid = path.name
+            nodeid = task_file_nodeid(path, self.config.rootpath)
             items.extend(collect_items(self._task_file(session, path=path, nodeid=nodeid)))
+        node_args = self.config.stash.get(_node_args_key, [])
+        if node_args:
+            items[:], deselected = node_selection(items, node_args)
+            if deselected:
+                self.config.hook.pytest_deselected(items=deselected)
         keyword = self.config.option.keyword
         if keyword:
             names = sorted({t.task_name for t in self.evaluation.tasks}, key=len, reverse=True)

@@ -6,7 +6,9 @@ validation lives here and runs before any engine starts. Errors name the file an
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,9 @@ TaskKind = Literal["generation", "conversion"]
 
 # The open task set ships inside the package (built by data/build_open150.py).
 BUNDLED_TASKS = Path(__file__).resolve().parent / "tasksets" / "open150.json"
+# The competition's task ids (public_150.json): p_ and 24 hex digits.
+COMPETITION_ID = re.compile(r"p_[0-9a-f]{24}")
+TASK_FIELDS = ("task_id", "task_name", "query", "output_type", "raw_output_metric")
 
 
 class InputError(ValueError):
@@ -125,17 +130,31 @@ def _read_json_list(path: Path, *, what: str) -> list[object]:
     return data
 
 
+def _missing(item: Mapping[str, object], field: str) -> str:
+    """``missing output_type`` and, when the record has a key that looks like a misspelling of
+    it, which one."""
+    if field in item:
+        return f"empty {field}"
+    unknown = [k for k in item if isinstance(k, str) and k not in TASK_FIELDS]
+    close = difflib.get_close_matches(field, unknown, n=1, cutoff=0.75)
+    return f"missing {field}" + (f" (the item has {close[0]!r}: a misspelling?)" if close else "")
+
+
 def _task_from_record(item: object, *, index: int, source: str) -> Task:
     where = f"{source}: item {index}"
     if not isinstance(item, Mapping):
         raise InputError(f"{where}: expected an object, got {type(item).__name__}")
     task_id = item.get("task_id")
     if not isinstance(task_id, str) or not task_id:
-        raise InputError(f"{where}: missing or empty task_id")
+        raise InputError(f"{where}: {_missing(item, 'task_id')}")
     where = f"{where} (task_id {task_id!r})"
     for field in ("task_name", "query"):
         if not isinstance(item.get(field), str) or not item[field]:
-            raise InputError(f"{where}: missing or empty {field}")
+            raise InputError(f"{where}: {_missing(item, field)}")
+    if "output_type" not in item:
+        raise InputError(
+            f"{where}: {_missing(item, 'output_type')}; expected one of {', '.join(OUTPUT_TYPES)}"
+        )
     output_type = item.get("output_type")
     if output_type not in OUTPUT_TYPES:
         raise InputError(
@@ -178,7 +197,13 @@ def load_generations(
             raise InputError(f"{where}: missing task_id")
         where = f"{where} (task_id {task_id!r})"
         if task_id not in known:
-            raise InputError(f"{where}: unknown task id, not in {tasks.source}")
+            hint = ""
+            if COMPETITION_ID.fullmatch(task_id) and Path(tasks.source) == BUNDLED_TASKS:
+                hint = (
+                    " (the default task set, the bundled open150; this id is the "
+                    "competition's: pass its task file, --tasks=public_150.json)"
+                )
+            raise InputError(f"{where}: unknown task id, not in {tasks.source}{hint}")
         if task_id in generations:
             raise InputError(f"{where}: duplicate task_id")
         generation = item.get("generation")

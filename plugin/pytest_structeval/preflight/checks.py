@@ -147,10 +147,17 @@ def vision_importable(module: str, env: Env) -> CheckResult:
         return passed(f"{module} {probe.get('version')} imports with torch {env.torch_version}")
     torch = env.torch_version
     matching = facts.torchvision_for_torch(torch) if module == "torchvision" and torch else None
+    installed = env.version(module)
+    # The PyPI build of the matching version helps only when it is not the one that fails, and
+    # only for a PyPI torch: a local build (2.13.0+cpu) needs its own index's torchvision.
     match = (
         f", or install the one built for torch {facts.public(torch)}: pip install "
         f"torchvision=={matching}"
-        if matching and torch
+        if matching
+        and torch
+        and "+" not in torch
+        and installed is not None
+        and facts.public(installed) != matching
         else ""
     )
     return failed(
