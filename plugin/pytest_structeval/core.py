@@ -459,6 +459,7 @@ class Evaluation:
             current_overall=report.summary["overall"],
             max_drop=self.settings.max_drop,
             baseline_overall=baseline_overall,
+            current_interval=report.summary.get("estimate_interval"),
         )
         return comparison.to_dict()
 
