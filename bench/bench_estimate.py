@@ -32,7 +32,6 @@ def _rows_unkeyed(count: int, first_column: str) -> tuple[str, ...]:
 
 # Each rule chosen by looking at the scored files, as the switch that turns it off.
 RULES = {
-    "placeholder XML root": (score, "PLACEHOLDER_ROOTS", frozenset()),
     "CSV rows keyed by the first column": (expected, "_row_paths", _rows_unkeyed),
 }
 

@@ -129,17 +129,21 @@ def test_rows_under_renamed_headers_earn_nothing():
     assert renamed.score == 0.2
 
 
-def test_placeholder_root_around_the_source_root_is_looked_through():
+def test_placeholder_root_counts_as_a_path_level_and_only_the_interval_looks_through_it():
     query = "convert.\\n\\n<code>{\"museum\": {\"name\": \"M\", \"city\": \"C\"}}</code>"
     task = _task("JSON to XML", "XML", query)
     plain = "<museum><name>M</name><city>C</city></museum>"
     assert score_task(task, plain).score == 1.0
-    assert score_task(task, f"<root>{plain}</root>").score == 1.0
-    assert score_task(task, f"<code>{plain}</code>").score == 1.0
-    # a wrapper that is itself a name is structure, as upstream reads it
-    assert score_task(task, f"<gallery>{plain}</gallery>").score == 0.2
+    assert score_task(task, plain).unwrapped_key_score is None
+    for wrapper in ("root", "code"):
+        wrapped = score_task(task, f"<{wrapper}>{plain}</{wrapper}>")
+        # xmltodict keeps the wrapper as the first path level, as the grader's parse does
+        assert wrapped.score == 0.2
+        assert wrapped.unwrapped_key_score == 1.0
+    # a wrapper that is itself a name is structure: nothing to look through
+    assert score_task(task, f"<gallery>{plain}</gallery>").unwrapped_key_score is None
     # the placeholder is looked through only around one element
-    assert score_task(task, f"<root>{plain}<note/></root>").score == 0.2
+    assert score_task(task, f"<root>{plain}<note/></root>").unwrapped_key_score is None
 
 
 def test_csv_to_xml_has_open_root():

@@ -16,6 +16,12 @@ The estimate cannot know two things (scoring-spec §4.2, §5.1):
   uniform between minus the key credit of its partial answers (``0.8 * keys``) and plus their
   missing credit (``0.8 * (1 - keys)``), kinds independent; the interval adds the 90% normal
   quantile of their weighted sum below and above.
+* whether the grader looks through a placeholder XML document element (``<root>``, ``<code>``
+  ...) around the source's root. Upstream's xmltodict parse keeps it as a path level, so paths
+  written against the source's root miss everything under it, and the estimate scores it so;
+  the organisers' grader is "partly modified" and might not. The credit those answers would
+  earn (``TaskScore.unwrapped_key_score``) is one unknown shared by all of them, so it is added
+  whole to the high end.
 
 No constant here is fitted to the scored submissions: 1/3 is the second moment of a uniform
 shift, and 1.645 the normal 95% quantile.
@@ -72,6 +78,22 @@ def path_spread(scores: Sequence[TaskScore], weights: Mapping[str, float]) -> tu
     return (Z_90 * math.sqrt(down), Z_90 * math.sqrt(up))
 
 
+def placeholder_upside(scores: Sequence[TaskScore], weights: Mapping[str, float]) -> float:
+    """What the overall would gain if the grader looked through placeholder XML roots."""
+    counts = {f: sum(1 for s in scores if s.output_type.lower() == f) for f in FORMATS}
+    total = sum(weights.get(f, 0.0) for f in FORMATS if counts[f])
+    if total <= 0:
+        return 0.0
+    gain = 0.0
+    for s in scores:
+        if s.unwrapped_key_score is None or not s.syntax_ok:
+            continue
+        fmt = s.output_type.lower()
+        share = weights.get(fmt, 0.0) / total / counts[fmt]
+        gain += share * KEY_WEIGHT * max(0.0, s.unwrapped_key_score - s.key_score)
+    return gain
+
+
 def estimate_interval(
     scores: Sequence[TaskScore], weights: Mapping[str, float]
 ) -> list[float] | None:
@@ -88,6 +110,7 @@ def estimate_interval(
     if math.isnan(low_w):
         return None
     below, above = path_spread(scores, weights)
+    above += placeholder_upside(scores, weights)
     return [round(max(0.0, low_w - below), 4), round(min(1.0, high_w + above), 4)]
 
 
