@@ -113,6 +113,20 @@ def leave_one_out(data: Path = DATA) -> list[dict[str, object]]:
     return rows
 
 
+def kind_table(data: Path = DATA) -> list[tuple[str, int, list[float]]]:
+    """Per task kind: its task count and the mean estimated score in each scored file (files in
+    official-score order). The grader's per-kind truth is hidden; only the files' totals are
+    known, so this shows where the files differ, not which kind the estimate gets wrong."""
+    files = scored_files(data)
+    summaries = estimates(data)[()]
+    kinds = sorted({k for s in summaries.values() for k in s["by_task_type"]})  # type: ignore[attr-defined]
+    out = []
+    for kind in kinds:
+        per_file = [summaries[p.name]["by_task_type"][kind] for p in files]  # type: ignore[index]
+        out.append((kind, int(per_file[0]["n"]), [float(k["mean"]) for k in per_file]))
+    return out
+
+
 def figures(rows: list[dict[str, object]], key: str) -> dict[str, float]:
     errors = [float(r[key]) - float(r["official"]) for r in rows]  # type: ignore[arg-type]
     return {
@@ -147,6 +161,10 @@ def main() -> int:
     held = sum(1 for r in rows if r["interval"][0] <= r["official"] <= r["interval"][1])  # type: ignore[index,operator]
     width = statistics.fmean(r["interval"][1] - r["interval"][0] for r in rows)  # type: ignore[index,operator]
     print(f"interval holds the official score for {held} of {len(rows)}; mean width {width:.4f}")
+    print("\nmean estimated score per task kind (columns: files by official score)")
+    print(f"{'kind':16}{'n':>3} " + " ".join(f"{r['official']:7.4f}" for r in rows))
+    for kind, n, means in kind_table():
+        print(f"{kind:16}{n:3} " + " ".join(f"{m:7.3f}" for m in means))
     return 0
 
 
