@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pytest_structeval.scoring.expected import expected_paths, query_code, requirements
+from pytest_structeval.scoring.score import score_task
 from pytest_structeval.tasks import Task
 
 
@@ -94,8 +95,8 @@ def test_yaml_to_csv_uses_record_keys():
     assert expected_paths(_task("YAML to CSV", "CSV", query)) == (
         "csv::name",
         "csv::mass",
-        "csv_rows[0]",
-        "csv_rows[1]",
+        "csv_rows[0].name",
+        "csv_rows[1].name",
     )
 
 
@@ -104,8 +105,8 @@ def test_csv_to_csv_checks_headers_and_every_source_row():
     assert expected_paths(_task("CSV to CSV", "CSV", query)) == (
         "csv::a",
         "csv::b",
-        "csv_rows[0]",
-        "csv_rows[1]",
+        "csv_rows[0].a",
+        "csv_rows[1].a",
     )
 
 
@@ -114,8 +115,35 @@ def test_single_object_to_csv_is_one_row():
     assert expected_paths(_task("JSON to CSV", "CSV", query)) == (
         "csv::a",
         "csv::b.c",
-        "csv_rows[0]",
+        "csv_rows[0].a",
     )
+
+
+def test_rows_under_renamed_headers_earn_nothing():
+    """A row is keyed by the header row (DictReader): rows under renamed columns are not the
+    source's rows, so only a header that keeps the source's first column credits them."""
+    task = _task("YAML to CSV", "CSV", "convert.\\n\\n<code>\nplanets:\n  - name: A\n  - name: B\n</code>")
+    assert score_task(task, "name\nA\nB\n").score == 1.0
+    renamed = score_task(task, "Name\nA\nB\n")
+    assert renamed.found_paths == ()
+    assert renamed.score == 0.2
+
+
+def test_placeholder_root_counts_as_a_path_level_and_only_the_interval_looks_through_it():
+    query = "convert.\\n\\n<code>{\"museum\": {\"name\": \"M\", \"city\": \"C\"}}</code>"
+    task = _task("JSON to XML", "XML", query)
+    plain = "<museum><name>M</name><city>C</city></museum>"
+    assert score_task(task, plain).score == 1.0
+    assert score_task(task, plain).unwrapped_key_score is None
+    for wrapper in ("root", "code"):
+        wrapped = score_task(task, f"<{wrapper}>{plain}</{wrapper}>")
+        # xmltodict keeps the wrapper as the first path level, as the grader's parse does
+        assert wrapped.score == 0.2
+        assert wrapped.unwrapped_key_score == 1.0
+    # a wrapper that is itself a name is structure: nothing to look through
+    assert score_task(task, f"<gallery>{plain}</gallery>").unwrapped_key_score is None
+    # the placeholder is looked through only around one element
+    assert score_task(task, f"<root>{plain}<note/></root>").unwrapped_key_score is None
 
 
 def test_csv_to_xml_has_open_root():

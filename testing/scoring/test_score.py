@@ -89,8 +89,11 @@ def test_derived_xml_paths_use_upstream_xmltodict_semantics():
     assert score_task(task, wrapped).score == round(0.2 + 0.8 / 3, 2)
     # one <books> stays a dict, so [0] fails as upstream
     assert score_task(task, single).score == round(0.2 + 0.8 / 3, 2)
-    # the first token must be the real root element
+    # the first token must be the source's root element: a placeholder <root> around it is a
+    # path level in xmltodict's tree, so it fails as upstream (the estimate's interval credits it)
     assert score_task(task, generic_root).score == 0.2
+    assert score_task(task, generic_root).unwrapped_key_score == 1.0
+    assert score_task(task, "<shelf>" + repeated + "</shelf>").score == 0.2
 
 
 def test_csv_source_to_xml_binds_any_root():

@@ -12,6 +12,7 @@ from statistics import fmean
 
 from ..scoring.score import TaskScore
 from ..tasks import FORMATS
+from .estimate import estimate_interval
 
 # Weights proportional to each format's task count in public_150.json (JSON 50, YAML 35,
 # TOML 25, XML 20, CSV 20), so the overall equals the plain task mean. The organisers only say
@@ -79,6 +80,9 @@ def summarize(
     return {
         "overall": task_mean if structeval else weighted,
         "headline": "structeval" if structeval else "competition_estimate",
+        # the range that holds the leaderboard score with about 90% confidence (estimate.py);
+        # None where the paths are the task's own and the score is exact
+        "estimate_interval": None if structeval else estimate_interval(scores, weights),
         "task_mean": task_mean,
         "format_weighted": weighted,
         "weights": weights,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import os
 import random
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +21,7 @@ from typing import Any, Literal
 from ..files import read_json
 from ..scoring.score import TaskScore
 from .aggregate import summarize
+from .estimate import leaderboard_difference
 
 Outcome = Literal["pass", "fail", "xfail"]
 DeltaStatus = Literal["regressed", "fixed", "worse", "better", "same", "new", "gone"]
@@ -213,6 +214,9 @@ class Comparison:
     max_drop: float
     paired: PairedTest
     baseline_meta: Mapping[str, Any] = field(default_factory=dict)
+    # the competition estimate's 90% ranges (summary.estimate_interval); None for StructEval runs
+    interval_baseline: Sequence[float] | None = None
+    interval_current: Sequence[float] | None = None
 
     @property
     def overall_delta(self) -> float:
@@ -295,6 +299,15 @@ class Comparison:
             + ("within noise" if p.noise else "not noise"),
             "tasks: " + ", ".join(f"{n} {status}" for status, n in self.counts.items() if n),
         ]
+        if self.interval_baseline and self.interval_current:
+            lines.append(
+                leaderboard_difference(
+                    self.interval_baseline,
+                    self.interval_current,
+                    self.overall_baseline,
+                    self.overall_current,
+                )
+            )
         regressed = self.regressed
         if regressed:
             shown = ", ".join(regressed[:MAX_LISTED])
@@ -319,6 +332,7 @@ def compare_with_baseline(
     current_overall: float,
     max_drop: float = 0.01,
     baseline_overall: float | None = None,
+    current_interval: Sequence[float] | None = None,
 ) -> Comparison:
     """Compare this run's per-task scores (task-file order) with a loaded baseline report.
 
@@ -354,6 +368,12 @@ def compare_with_baseline(
         max_drop=max_drop,
         paired=paired_test([d.delta for d in deltas if d.delta is not None]),
         baseline_meta={k: meta[k] for k in _META_KEYS if meta.get(k) is not None},
+        interval_baseline=(
+            baseline_report["summary"].get("estimate_interval")
+            if baseline_overall is None
+            else None
+        ),
+        interval_current=current_interval,
     )
 
 

@@ -188,6 +188,13 @@ def _header(report: Mapping[str, Any]) -> str:
     ]
     cards = [
         f'<span class="score" id="overall">{fmt_num(summary.get("overall"), 4)}</span>',
+        *(
+            [
+                f'<span class="card" id="estimate-interval">90% range <b>{fmt_num(i[0], 4)}–{fmt_num(i[1], 4)}</b></span>'
+            ]
+            if (i := summary.get("estimate_interval"))
+            else []
+        ),
         f'<span class="card">task mean <b>{fmt_num(summary.get("task_mean"), 4)}</b></span>',
         f'<span class="card">parse rate <b>{fmt_pct(summary.get("parse_rate"))}</b></span>',
         f'<span class="card">{len(tasks)} tasks</span>',

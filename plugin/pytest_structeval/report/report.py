@@ -119,6 +119,7 @@ class Report:
             current_overall=aggregate["overall"],
             max_drop=max_drop,
             baseline_overall=baseline_overall,
+            current_interval=aggregate.get("estimate_interval"),
         )
         return cls(tasks, aggregate, report.meta, comparison)
 
@@ -188,7 +189,9 @@ class Report:
             if s["headline"] == "structeval"
             else "estimated competition score (weighted per-format means)"
         )
-        out.append(f"overall {s['overall']:.4f}  {headline}")
+        interval = s.get("estimate_interval")
+        span = f" (90% range {interval[0]:.4f}-{interval[1]:.4f})" if interval else ""
+        out.append(f"overall {s['overall']:.4f}{span}  {headline}")
         out.append(
             f"task mean {s['task_mean']:.4f}  parse rate {s['parse_rate']:.2f} "
             f"(as returned {s['strict_parse_rate']:.2f})  perfect {s['n_perfect']}/{s['n_tasks']}"

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..tasks import FORMATS
+from .estimate import leaderboard_difference
 from .gate import EPS, PairedTest, is_number, paired_test, read_report, task_records
 from .html import CSS, code_block, esc, fmt_delta, fmt_num, fmt_pct, page_head
 
@@ -220,6 +221,17 @@ class RunsComparison:
             f"shared tasks: {len(self.shared)}; Δ ref and its paired 95% bootstrap interval are "
             f"over them, against {self.runs[self.reference].label}"
         )
+        ref = self.runs[self.reference].summary
+        for index, run in enumerate(self.runs):
+            # competition estimates only: does the leaderboard show the difference? (estimate.py)
+            if index != self.reference and ref.get("estimate_interval"):
+                difference = leaderboard_difference(
+                    ref.get("estimate_interval"),
+                    run.summary.get("estimate_interval"),
+                    ref.get("overall"),
+                    run.summary.get("overall"),
+                )
+                out.append(f"{_cut(run.label)}: {difference}")
         out.append("")
         if not self.disagreements:
             out.append("no task scored differently between the runs")

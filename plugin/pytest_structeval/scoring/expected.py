@@ -38,6 +38,11 @@ from .paths import CSV_PREFIX, PathSyntaxError, tokenize_path
 # document with several top-level keys): paths start with this token and the scorer binds it
 # to the root element the model chose.
 ANY_ROOT = "<root>"
+# Document elements that name nothing of the source: a model asked to turn a mapping into XML
+# must pick one root element, and converters pick ``root`` (dicttoxml, json2xml), ``xml`` or
+# ``data``; ``code`` echoes the ``<code>`` tag the query wraps the source in. Derived paths
+# start with the source's own root, so the scorer looks through one of these around it.
+PLACEHOLDER_ROOTS = frozenset({"root", "xml", "code", "data", "document"})
 # Upstream's CSV object is {"csv_headers": [...], "csv_rows": [...]} (spec §3.3).
 CSV_ROWS = "csv_rows"
 
@@ -414,10 +419,20 @@ def _records(value: object) -> list[object] | None:
     return None
 
 
-def _row_paths(count: int) -> tuple[str, ...]:
+def _row_paths(count: int, first_column: str) -> tuple[str, ...]:
     """One path per source data row: a converted CSV keeps every row (``csv_rows`` is upstream's
-    list of data rows, §3.3), as list elements are checked one by one for other targets."""
-    return tuple(f"{CSV_ROWS}[{i}]" for i in range(count))
+    list of data rows, §3.3), as list elements are checked one by one for other targets.
+
+    Upstream reads the rows with ``csv.DictReader``, so a row is a mapping keyed by the header
+    row: a row of the conversion is the row under the source's own column, addressed as
+    ``csv_rows[i].<first column>``. Rows under renamed headers are not the source's rows (a
+    grader whose paths name the source's columns finds nothing in them), so they earn nothing.
+    """
+    return tuple(f"{CSV_ROWS}[{i}].{_quote(first_column)}" for i in range(count))
+
+
+def _quote(token: str) -> str:
+    return f"`{token}`" if ("." in token or "[" in token) else token
 
 
 def _csv_target(source: object) -> tuple[str, ...]:
@@ -426,15 +441,16 @@ def _csv_target(source: object) -> tuple[str, ...]:
         headers: dict[str, None] = {}
         for record in records[:1]:
             for path in leaf_paths(record):
-                headers[".".join(t for t in path)] = None
-        return tuple(CSV_PREFIX + h.replace(".[0]", "[0]") for h in headers) + _row_paths(
-            len(records)
-        )
+                headers[".".join(t for t in path).replace(".[0]", "[0]")] = None
+        if not headers:
+            return ()
+        return tuple(CSV_PREFIX + h for h in headers) + _row_paths(len(records), next(iter(headers)))
     if isinstance(source, dict):
         # one object flattened into one data row
-        return tuple(
-            CSV_PREFIX + _render(list(p)).replace("`", "") for p in leaf_paths(source)
-        ) + _row_paths(1)
+        columns = [_render(list(p)).replace("`", "") for p in leaf_paths(source)]
+        if not columns:
+            return ()
+        return tuple(CSV_PREFIX + c for c in columns) + _row_paths(1, columns[0])
     return ()
 
 
@@ -449,7 +465,7 @@ def _conversion_paths(task: Task) -> tuple[str, ...]:
         headers = [h.strip() for h in headers if h.strip()]
         if target == "csv":
             return tuple(CSV_PREFIX + h for h in dict.fromkeys(headers)) + (
-                _row_paths(rows) if headers else ()
+                _row_paths(rows, headers[0]) if headers else ()
             )
         tokens = [[t for t in _segments(h) if t] for h in headers]
         if target == "xml":

@@ -17,7 +17,7 @@ from typing import Literal
 
 from ..tasks import Task
 from .cost import STRICT_WORK_BUDGET
-from .expected import ANY_ROOT, expected_paths
+from .expected import ANY_ROOT, PLACEHOLDER_ROOTS, expected_paths
 from .extract import ScoringMode, as_returned, extract_code, normalise_newlines
 from .formats import ParseResult, SyntaxErrorInfo, parse, strict_verdict
 from .paths import PathCheck, check_path
@@ -62,6 +62,11 @@ class TaskScore:
     # The code as the model wrote it (no unicode_escape step), from the same extraction, for
     # snapshots. Not in report.json ("code" is what was scored); "" in a score read back.
     document: str = field(default="", repr=False, compare=False)
+    # Derived XML paths only: the key score if a placeholder document element (``<root>``,
+    # ``<code>``...) around one element were looked through. The grader's xmltodict parse keeps
+    # the wrapper as a path level, so the score does not credit it; the competition estimate's
+    # interval does (report/estimate.py), as the organisers' "partly modified" grader might.
+    unwrapped_key_score: float | None = None
 
     @property
     def perfect(self) -> bool:
@@ -141,7 +146,43 @@ def _check(path: str, value: object, *, derived_xml: bool) -> PathCheck:
     derived where no source names the root (CSV sources), bind their first token to whichever
     root element the answer has.
     """
-    if derived_xml and path.startswith(ANY_ROOT):
+    if derived_xml:
+        return _check_derived_xml(path, value)
+    return check_path(value, path)
+
+
+def _placeholder_child(value: object) -> dict[str, object] | None:
+    """``{"root": {"museum": …}}`` -> ``{"museum": …}``; None for any other shape."""
+    if not (isinstance(value, dict) and len(value) == 1):
+        return None
+    ((name, inner),) = value.items()
+    if str(name).lower() in PLACEHOLDER_ROOTS and isinstance(inner, dict) and len(inner) == 1:
+        return inner
+    return None
+
+
+def _unwrapped_keys(expected: tuple[str, ...], value: object) -> float | None:
+    """Key score with a placeholder document element looked through; None where there is none.
+
+    A path that names the placeholder itself is checked as it stands."""
+    inner = _placeholder_child(value)
+    if inner is None or not expected:
+        return None
+    name = next(iter(value))  # type: ignore[call-overload]
+    hits = sum(
+        1
+        for path in expected
+        if (
+            _check_derived_xml(path, value).found
+            if path.split(".", 1)[0] == name
+            else _check_derived_xml(path, inner).found or _check_derived_xml(path, value).found
+        )
+    )
+    return hits / len(expected)
+
+
+def _check_derived_xml(path: str, value: object) -> PathCheck:
+    if path.startswith(ANY_ROOT):
         if not (isinstance(value, dict) and len(value) == 1):
             return PathCheck(False)
         value = next(iter(value.values()))
@@ -192,6 +233,7 @@ def score_task(
         hit = keys_checked and _check(path, parsed.value, derived_xml=derived_xml).found
         (found if hit else missing).append(path)
     keys = len(found) / len(expected) if keys_checked and expected else 0.0
+    unwrapped = _unwrapped_keys(expected, parsed.value) if derived_xml and keys_checked else None
     score = round(0.2 * int(parsed.ok) + 0.8 * keys, 2)
     truncated = _looks_truncated(parsed.error, code, finish_reason)
 
@@ -237,4 +279,5 @@ def score_task(
         finish_reason=finish_reason,
         mode=mode,
         document=extraction.document,
+        unwrapped_key_score=None if unwrapped is None else round(unwrapped, 4),
     )
