@@ -53,15 +53,24 @@ def test_replay_gives_the_recorded_summary_and_tasks(name: str) -> None:
         f"an input of {source.record_path.name} changed since it was recorded; "
         f"if that is meant, run `{REGENERATE} {name}`"
     )
-    changed = [
-        before["task_id"]
-        for before, after in zip(recorded["tasks"], now["tasks"], strict=False)
-        if before != after
-    ]
     hint = f"if the change is meant, run `{REGENERATE} {name}` and review the diff"
     assert len(now["tasks"]) == len(recorded["tasks"]), hint
-    assert not changed, f"{len(changed)} tasks differ from the record, first {changed[:5]}; {hint}"
-    assert now["tasks"] == recorded["tasks"]
+    changed = [
+        (before, after)
+        for before, after in zip(recorded["tasks"], now["tasks"], strict=True)
+        if before != after
+    ]
+    if changed:
+        before, after = changed[0]
+        fields = {
+            key: (before.get(key), after.get(key))
+            for key in sorted(before.keys() | after.keys())
+            if before.get(key) != after.get(key)
+        }
+        pytest.fail(
+            f"{len(changed)} tasks differ from the record; the first, {before['task_id']}, "
+            f"in (recorded, now): {fields}; {hint}"
+        )
     assert now["summary"] == recorded["summary"], hint
 
 
