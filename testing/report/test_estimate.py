@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pytest_structeval.report.compare import Run, compare_runs
 from pytest_structeval.report.estimate import (
     estimate_interval,
     leaderboard_difference,
     placeholder_upside,
 )
+from pytest_structeval.report.runs import Run, compare_runs
 from pytest_structeval.scoring.score import score_task
 from pytest_structeval.tasks import Task
 
