@@ -108,7 +108,7 @@ def test_a_validation_error_is_headlined_by_its_message(tiny_model) -> None:
     """vLLM's ModelConfig rejects an unknown quantization method with a pydantic error whose
     first line is only "1 validation error for ModelConfig"."""
     model = pytest.importorskip("vllm.config.model")
-    with pytest.raises(Exception) as info:  # noqa: PT011 - whatever vLLM raises
+    with pytest.raises(Exception) as info:  # whatever vLLM raises
         model.ModelConfig(model=str(tiny_model), quantization="nonsense")
     assert str(info.value).startswith("1 validation error for ModelConfig")
     cause = failure_cause(info.value)
