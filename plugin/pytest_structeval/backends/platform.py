@@ -11,17 +11,34 @@ import importlib.metadata
 import os
 import shutil
 import subprocess
+import sys
+
+
+def start_method() -> str:
+    """How vLLM should start its engine core: what the user set (``VLLM_WORKER_MULTIPROC_METHOD``)
+    wins; otherwise ``fork``, vLLM's own default and the cheapest (the child does not import
+    vLLM again: a spawned engine core costs its whole import, ~14 s on a GPU machine), unless
+    this process already holds a CUDA context, which a forked child cannot use. torch is asked
+    only if something imported it already: importing it to ask would cost seconds. vLLM makes
+    the same checks itself when it starts the engine (``_maybe_force_spawn``: CUDA initialised,
+    a Ray actor, WSL, NUMA binding) and its CPU platform always spawns, so this choice never
+    overrides a reason vLLM knows."""
+    declared = os.environ.get("VLLM_WORKER_MULTIPROC_METHOD")
+    if declared:
+        return declared
+    torch = sys.modules.get("torch")
+    cuda = getattr(torch, "cuda", None)
+    if cuda is not None and getattr(cuda, "is_initialized", lambda: False)():
+        return "spawn"
+    return "fork"
 
 
 def vllm_environment() -> dict[str, str]:
     """The variables vLLM reads at import time, as an evaluation wants them (what the user set
-    wins, except that usage statistics are always off).
-
-    ``spawn`` because fork after torch/tokenizers thread pools exist can hang (and CUDA
-    forbids it once initialised); usage statistics off because an evaluation run should not
-    phone home."""
+    wins, except that usage statistics are always off): the start method of ``start_method``;
+    usage statistics off because an evaluation run should not phone home."""
     return {
-        "VLLM_WORKER_MULTIPROC_METHOD": os.environ.get("VLLM_WORKER_MULTIPROC_METHOD", "spawn"),
+        "VLLM_WORKER_MULTIPROC_METHOD": start_method(),
         "VLLM_NO_USAGE_STATS": "1",
         "DO_NOT_TRACK": os.environ.get("DO_NOT_TRACK", "1"),
     }

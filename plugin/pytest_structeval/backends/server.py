@@ -289,7 +289,7 @@ class VllmServer:
                         f"{self.start_timeout:.0f} s (last: {last}); log: {self.log_path}\n"
                         f"{_tail(self.log_path)}"
                     )
-                time.sleep(0.5)
+                time.sleep(0.1)  # health is cheap; a coarse poll only adds to start-up
 
     def exit_code(self) -> int | None:
         """The server's exit code if it has exited (crashed, killed) since it started."""

@@ -86,12 +86,15 @@ def vllm_importable(env: Env) -> CheckResult:
 
 def vllm_requirements(env: Env) -> CheckResult:
     """Every runtime requirement vLLM's metadata declares for this machine is installed in
-    range; the packages the project removes on purpose may be absent."""
+    range; the packages the project removes on purpose may be absent, and a requirement that
+    inference never imports (``facts.NOT_IMPORTED_FOR_INFERENCE``: build tools, optional JIT
+    compilers) out of range is a warning in the detail, not a failure."""
     dist = env.vllm_dist
     assert dist is not None
     reqs, unparsed = metadata.applicable_requirements(dist)
     where = env.vllm_label
     problems: list[str] = []
+    warnings: list[str] = []
     to_install: list[Requirement] = []
     removed: list[str] = []
     for req in reqs:
@@ -102,8 +105,16 @@ def vllm_requirements(env: Env) -> CheckResult:
             continue
         if installed is not None and metadata.satisfied(installed, req):
             continue
-        to_install.append(req)
         wanted = metadata.requirement_text(req)
+        unused = facts.NOT_IMPORTED_FOR_INFERENCE.get(name)
+        if unused is not None:
+            state = "is not installed" if installed is None else f"{installed} is installed"
+            warnings.append(
+                f"{req.name} {state} but {where} requires {wanted} ({unused}: inference never "
+                "imports it)"
+            )
+            continue
+        to_install.append(req)
         if installed is None:
             problems.append(f"{req.name} is not installed ({where} requires {wanted})")
         elif name == "torch":
@@ -118,10 +129,11 @@ def vllm_requirements(env: Env) -> CheckResult:
     ignored = (
         f" ({len(unparsed)} Requires-Dist line(s) that do not parse ignored)" if unparsed else ""
     )
+    warned = f"; warning: {'; '.join(warnings)}" if warnings else ""
     if problems:
         return failed(
             f"{where} needs what is not installed in range ({len(problems)} of its {len(reqs)} "
-            f"requirements for this machine): {'; '.join(problems)}{ignored}",
+            f"requirements for this machine): {'; '.join(problems)}{ignored}{warned}",
             metadata.pip_install(to_install),
         )
     key = ", ".join(
@@ -133,9 +145,10 @@ def vllm_requirements(env: Env) -> CheckResult:
         if removed
         else ""
     )
+    in_range = f"all {len(reqs)}" if not warnings else f"{len(reqs) - len(warnings)} of {len(reqs)}"
     return passed(
-        f"all {len(reqs)} requirements of {where} for this machine are installed in range"
-        f"{f' ({key})' if key else ''}{absent}{ignored}"
+        f"{in_range} requirements of {where} for this machine are installed in range"
+        f"{f' ({key})' if key else ''}{absent}{ignored}{warned}"
     )
 
 

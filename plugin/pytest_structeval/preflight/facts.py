@@ -68,6 +68,22 @@ MEMORY_UTILIZATION_DEFAULT_FROM_0_20 = 0.92
 # the requirements check accepts them absent; installed, they must satisfy vLLM's pin and
 # import (the torchvision/torchaudio checks).
 REMOVED_ON_PURPOSE = ("torchvision", "torchaudio", "torchcodec")
+
+# Requirements of vLLM that a text-generation run never imports, by kind: tools that build or
+# install packages (they compile extensions, a running engine does not load them) and JIT
+# compilers of optional features (numba compiles n-gram speculative decoding only; llvmlite is
+# its backend). A stock CUDA image often carries other versions of these; a version outside
+# vLLM's pin there is a warning, not a reason to stop the evaluation. Everything else vLLM
+# declares (torch, transformers, tokenizers, xgrammar, ...) is imported to run a model.
+NOT_IMPORTED_FOR_INFERENCE = {
+    "setuptools": "a build tool",
+    "wheel": "a build tool",
+    "pip": "an installer",
+    "ninja": "a build tool",
+    "cmake": "a build tool",
+    "numba": "a JIT compiler for optional n-gram speculative decoding",
+    "llvmlite": "numba's compiler backend",
+}
 UNINSTALL_REMOVED = "pip uninstall -y " + " ".join(REMOVED_ON_PURPOSE)
 
 # NVIDIA driver branch that first supports each CUDA major, and the PyTorch index for it.
