@@ -240,6 +240,13 @@ class Evaluation:
         return self.backend_for()
 
     @property
+    def timed(self) -> dict[str, float]:
+        """What this process has timed so far: the backend's phases (engine start, ...) and the
+        evaluation's own (generation, scoring). Asking builds no backend."""
+        backend = self._backend.stats.timings if self._backend is not None else {}
+        return {**backend, **self.timings}
+
+    @property
     def failures(self) -> dict[str, TaskFailure]:
         """Tasks whose generation failed for good (served backends), by task id."""
         return self._backend.failures if self._backend is not None else {}
@@ -341,7 +348,7 @@ class Evaluation:
         return {
             **backend.meta(),
             **{name: getattr(backend.stats, name) for name in COUNTERS},
-            "timings": {**backend.stats.timings, **self.timings},
+            "timings": self.timed,
         }
 
     def meta(

@@ -165,9 +165,8 @@ class StructevalSession:
 
     def _evaluation_phases(self) -> dict[str, float]:
         """Engine start, generation and scoring as this process's evaluation timed them."""
-        timings = self.evaluation.timings
-        backend = self.evaluation.backend.stats.timings if self.settings.local_engine else {}
-        start = backend.get("engine_start", 0.0) + backend.get("server_start", 0.0)
+        timings = self.evaluation.timed
+        start = timings.get("engine_start", 0.0) + timings.get("server_start", 0.0)
         phases: dict[str, float] = {}
         if start:
             phases["engine start"] = start
@@ -511,9 +510,9 @@ def structeval_generations(request: pytest.FixtureRequest) -> dict[str, Generati
     if failed:
         first = plugin.check_result(failed[0])
         more = f" (and {', '.join(failed[1:])})" if len(failed) > 1 else ""
-        reason = f"preflight failed, no task ran: {failed[0]}: {first.detail}{more}"
+        reason = f"preflight failed: {failed[0]}: {first.detail}{more}; no task ran"
         plugin.block(reason)
-        pytest.skip(reason)
+        pytest.skip(f"preflight failed: {', '.join(failed)}")
     try:
         return plugin.generations()
     except (EngineStartError, AdapterError, SharedGenerationError) as exc:

@@ -17,12 +17,19 @@ def test_a_run_the_preflight_blocks_fails_naming_the_cause(suite, pytester) -> N
     blocked: it used to end with exit status 0 and nothing on the screen saying why."""
     (pytester.path / "afile").write_text("not a directory")
     result = pytester.runpytest(
-        f"--generations={OPEN150_ANSWERS}", f"--out={pytester.path / 'afile' / 'out'}", "-m", "smoke"
+        f"--generations={OPEN150_ANSWERS}",
+        f"--out={pytester.path / 'afile' / 'out'}",
+        "-m",
+        "smoke",
     )
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    blocked = [line for line in result.outlines if "preflight failed, no task ran" in line]
+    blocked = [
+        line
+        for line in result.outlines
+        if "preflight failed: " in line and line.endswith("; no task ran")
+    ]
     assert len(blocked) == 1, result.outlines
-    assert blocked[0].startswith("structeval: preflight failed, no task ran: out-dir-writable: ")
+    assert blocked[0].startswith("structeval: preflight failed: out-dir-writable: ")
     assert "afile is a file" in blocked[0]
     result.assert_outcomes(skipped=19, deselected=150)
 
