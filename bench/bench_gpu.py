@@ -8,11 +8,17 @@ Runs, each in a fresh process:
 - plugin: ``pytest --model=M --tasks=T --max-tokens=N --vllm-arg enforce_eager=true
   --gpu-memory-utilization=U --max-model-len=L --no-cache`` with its phase lines parsed.
 
-and prints one JSON line: each run's wall time and phases, and plugin/bare. ``--answers FILE``
-(a submission: a JSON list of objects with ``task_id`` and the answer text in ``generation``,
-``output`` or ``response``) gives a realistic-length workload: each task's max_tokens is the
-token length of that task's answer and ``ignore_eos`` is on, in both runs, so a random-weight
-model generates as many tokens as a real model did.
+and prints one JSON line: each run's wall time and phases, and plugin/bare.
+
+``--answers FILE`` (a submission: a JSON list of objects with ``task_id`` and the answer text in
+``generation``, ``output`` or ``response``) gives a realistic-length workload instead: each
+task's max_tokens is the token length of that task's answer and ``ignore_eos`` is on, so a
+random-weight model generates as many tokens as a real model did. The plugin has no per-task
+max_tokens, so this mode runs the bare script once per engine choice (``--variants``): the
+notebook's arguments, and the plugin's own engine arguments (``backends.request.engine_args``
+of ``Settings.of(model=..., max_tokens=...)``) with and without ``enforce_eager``. What differs
+between those choices is engine start (compilation, CUDA graphs) and generation; the plugin's
+other phases do not depend on them.
 
     python bench/bench_gpu.py --model /path/to/model --tasks ../shared/data/public_150.json \\
         [--max-tokens 1024] [--answers ../shared/data/inference/<submission>.json]
@@ -35,11 +41,15 @@ ROOT = Path(__file__).resolve().parents[1]
 BARE = r"""
 import json, sys, time
 t0 = time.perf_counter()
+cfg = json.loads(sys.argv[1])
+if cfg.get("thread_import"):  # as the plugin does: vLLM imported in a background thread
+    import threading
+    importer = threading.Thread(target=__import__, args=("vllm",))
+    importer.start()
+    importer.join()
 from vllm import LLM, SamplingParams
 t1 = time.perf_counter()
-cfg = json.loads(sys.argv[1])
-llm = LLM(cfg["model"], max_model_len=cfg["max_model_len"],
-          gpu_memory_utilization=cfg["gpu_memory_utilization"], enforce_eager=True)
+llm = LLM(**cfg["engine"])
 t2 = time.perf_counter()
 tasks = json.load(open(cfg["tasks"], encoding="utf-8"))
 lengths = cfg["lengths"]
@@ -68,6 +78,24 @@ def answer_lengths(answers: Path, model: str, cap: int) -> dict[str, int]:
     return lengths
 
 
+def engine_of(variant: str, args: argparse.Namespace) -> dict[str, object]:
+    """``vllm.LLM``'s keyword arguments for one engine choice."""
+    if variant == "notebook":
+        return {
+            "model": args.model,
+            "max_model_len": args.max_model_len,
+            "gpu_memory_utilization": args.gpu_memory_utilization,
+            "enforce_eager": True,
+        }
+    sys.path.insert(0, str(ROOT / "plugin"))
+    from pytest_structeval.backends.request import engine_args  # the plugin's own plan
+    from pytest_structeval.settings import Settings
+
+    eager = {"plugin-eager": {"enforce_eager": True}, "plugin-default": {}}[variant]
+    settings = Settings.of(model=args.model, max_tokens=args.max_tokens, vllm_args=eager)
+    return engine_args(settings.engine, settings.sampling, model_path=args.model)
+
+
 def timed(command: list[str], env: dict[str, str], cwd: Path) -> tuple[float, str, int]:
     started = time.perf_counter()
     done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
@@ -83,28 +111,37 @@ def main() -> None:
     parser.add_argument("--gpu-memory-utilization", type=float, default=0.8)
     parser.add_argument("--answers", type=Path, help="a submission: realistic answer lengths")
     parser.add_argument("--only", choices=("bare", "plugin"))
+    parser.add_argument(
+        "--variants",
+        default=None,
+        help="engine choices, comma-separated: notebook, plugin-eager, plugin-default (a "
+        "-thread suffix imports vLLM in a background thread first); default: all three with "
+        "--answers, else notebook",
+    )
     args = parser.parse_args()
     lengths = (
         answer_lengths(args.answers, args.model, args.max_tokens) if args.answers else {}
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "plugin")}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "plugin"), os.environ.get("PYTHONPATH")]))}
     result: dict[str, object] = {"max_tokens": args.max_tokens, "realistic": bool(lengths)}
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
         if args.only != "plugin":
-            cfg = {
-                "model": args.model,
-                "tasks": str(args.tasks.resolve()),
-                "max_tokens": args.max_tokens,
-                "max_model_len": args.max_model_len,
-                "gpu_memory_utilization": args.gpu_memory_utilization,
-                "lengths": lengths,
-            }
-            wall, out, rc = timed([sys.executable, "-c", BARE, json.dumps(cfg)], env, work)
-            line = next((x for x in out.splitlines() if x.startswith("BARE ")), None)
-            result["bare"] = {"wall": wall, "rc": rc, **(json.loads(line[5:]) if line else {})}
-            if line is None:
-                result["bare"]["tail"] = out[-2000:]  # type: ignore[index]
+            default = "notebook,plugin-eager,plugin-default" if lengths else "notebook"
+            for variant in (args.variants or default).split(","):
+                cfg = {
+                    "thread_import": variant.endswith("-thread"),
+                    "engine": engine_of(variant.removesuffix("-thread"), args),
+                    "tasks": str(args.tasks.resolve()),
+                    "max_tokens": args.max_tokens,
+                    "lengths": lengths,
+                }
+                wall, out, rc = timed([sys.executable, "-c", BARE, json.dumps(cfg)], env, work)
+                line = next((x for x in out.splitlines() if x.startswith("BARE ")), None)
+                run = {"wall": wall, "rc": rc, **(json.loads(line[5:]) if line else {})}
+                if line is None:
+                    run["tail"] = out[-2000:]
+                result["bare" if variant == "notebook" else variant] = run
         if args.only != "bare":
             command = [
                 sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
