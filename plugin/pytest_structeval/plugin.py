@@ -119,6 +119,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(plugin, "structeval-session")
     if plugin.is_controller:
         config.pluginmanager.register(plugin.clock, "structeval-phases")
+        # Registered after the phases: among trylast hooks the later one runs last, so the
+        # verdict is the last line of the plugins' summaries.
+        config.pluginmanager.register(VerdictLine(plugin), "structeval-verdict")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -128,6 +131,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         config.pluginmanager.unregister(plugin)
         if config.pluginmanager.is_registered(plugin.clock):
             config.pluginmanager.unregister(plugin.clock)
+        verdict_line = config.pluginmanager.get_plugin("structeval-verdict")
+        if verdict_line is not None:
+            config.pluginmanager.unregister(verdict_line)
         del config.stash[session_key]
 
 
@@ -538,12 +544,6 @@ class StructevalSession:
                     red=True,
                 )
             terminalreporter.write_line("written: " + ", ".join(str(p) for p in finished.written))
-        if self.verdict is not None:
-            # The last line of the summary: the verdict the exit status gives, and why.
-            if finished is None:
-                terminalreporter.write_sep("=", "structeval summary")
-            passed = self.verdict.passed
-            terminalreporter.write_line(self.verdict.line(), green=passed, red=not passed, bold=True)
 
     def unused_snapshots(self) -> list[Path]:
         """Snapshot files of this model whose task is gone from the task file (a -k/-m subset
@@ -552,6 +552,22 @@ class StructevalSession:
             return []
         directory = self.snapshot_dir / self.snapshot_slug()
         return unused_snapshots(directory, [task.task_id for task in self.evaluation.tasks])
+
+
+@dataclass(eq=False)  # a registered plugin: pluggy hashes it, by identity
+class VerdictLine:
+    """The run's verdict as the terminal summary's last line (after syrupy's and the phases'
+    sections), right above pytest's own counts: what the exit status says, and why."""
+
+    session: StructevalSession
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        verdict = self.session.verdict
+        if verdict is not None:
+            terminalreporter.write_sep("-", "structeval verdict")
+            passed = verdict.passed
+            terminalreporter.write_line(verdict.line(), green=passed, red=not passed, bold=True)
 
 
 # -- fixtures -------------------------------------------------------------------------------

@@ -19,6 +19,12 @@ from ..tasks import FORMATS, TaskSet
 from .aggregate import summarize
 from .gate import Comparison, GateVerdict, baseline_over, compare_with_baseline, gate_verdict
 
+# What the overall score is, by summary.headline: the terminal and report.html say the same.
+HEADLINE_LABELS = {
+    "structeval": "StructEval-T score (mean over tasks)",
+    "competition_estimate": "estimated competition score (weighted per-format means)",
+}
+
 
 @dataclass(frozen=True)
 class TaskRecord:
@@ -201,11 +207,7 @@ class Report:
         for name, row in sorted(s["by_task_type"].items()):
             out.append(f"{name:<16}{row['n']:>5}{row['mean']:>8.3f}")
         out.append("")
-        headline = (
-            "StructEval-T score (mean over tasks)"
-            if s["headline"] == "structeval"
-            else "estimated competition score (weighted per-format means)"
-        )
+        headline = HEADLINE_LABELS.get(s["headline"], s["headline"])
         interval = s.get("estimate_interval")
         span = f" (90% range {interval[0]:.4f}-{interval[1]:.4f})" if interval else ""
         out.append(f"overall {s['overall']:.4f}{span}  {headline}")
