@@ -202,7 +202,7 @@ class Page(HTMLParser):
         text = "".join(self._text).strip()
         if attrs.get("id"):
             self.by_id[attrs["id"]] = text
-        if name in ("abbr", "code") and attrs.get("title"):
+        if name in ("abbr", "span") and attrs.get("title"):
             self.titles[text] = attrs["title"]
         if name in ("th", "td"):
             self._row.append(text)

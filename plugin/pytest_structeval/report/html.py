@@ -213,8 +213,7 @@ def _header(report: Mapping[str, Any]) -> str:
         if meta.get(k)
     ]
     cards = [
-        f'<span class="score" id="overall" title="{esc(label)}">'
-        f'{fmt_num(summary.get("overall"), 4)}</span>'
+        f'<span class="score" id="overall">{fmt_num(summary.get("overall"), 4)}</span>'
         f'<span class="card" id="overall-label">{esc(label)}</span>',
         *(
             [
@@ -373,7 +372,8 @@ def _list(items: Sequence[object], limit: int | None = None) -> str:
 def _stripped(tags: Sequence[object]) -> str:
     """The stripped-text tags, each with its meaning as a title (the legend says them all)."""
     return ", ".join(
-        f'<code title="{esc(STRIPPED_TAGS.get(str(t), str(t)))}">{esc(t)}</code>' for t in tags
+        f'<span title="{esc(STRIPPED_TAGS.get(str(t), str(t)))}"><code>{esc(t)}</code></span>'
+        for t in tags
     )
 
 
