@@ -66,13 +66,10 @@ class TaskResult:
     message: str
     snapshot: str | None = None
 
-    def with_snapshot(self, state: str, mismatch: str | None = None) -> TaskResult:
-        """A changed snapshot fails the task whatever its score: the same model should give the
-        same output until someone accepts the change."""
-        if mismatch is None:
-            return replace(self, snapshot=state)
-        message = "\n".join(filter(None, [mismatch, self.message]))
-        return replace(self, snapshot=state, verdict="fail", message=message)
+    def with_snapshot(self, state: str) -> TaskResult:
+        """The result with its snapshot state. A changed snapshot is reported, never judged:
+        the verdict comes from the score and the baseline only."""
+        return replace(self, snapshot=state)
 
     def reported(self, status: str) -> TaskRecord:
         """The task's entry in the report, once its test ended with ``status``."""

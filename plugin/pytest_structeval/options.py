@@ -104,17 +104,30 @@ def _rejecting(name: str, check: Callable[[str], str]) -> Callable[[str], str]:
     return parse
 
 
+# dest -> the option's argparse default: an option whose value differs from it was given on the
+# command line (what ``Settings.check_given`` needs to reject options a source ignores).
+_OPTION_DEFAULTS: dict[str, Any] = {}
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("structeval", "StructEval-T evaluation (pytest-structeval)")
-    group.addoption(
+
+    def add(*names: str, **kwargs: Any) -> None:
+        _OPTION_DEFAULTS[kwargs["dest"]] = kwargs.get(
+            "default", False if kwargs.get("action") == "store_true" else None
+        )
+        group.addoption(*names, **kwargs)
+
+    add(
         "--model",
         dest="structeval_model",
         metavar="ID_OR_PATH",
         default=None,
-        help=f"HF model id, local model directory, or builtin:tiny (default: {_default(Engine, 'model')}; "
-        "ini: structeval_model).",
+        help="HF model id, local model directory, or a built-in model: builtin:tiny (a random "
+        "2-layer Qwen3, built locally) or builtin:smollm2 (SmolLM2-135M-Instruct) "
+        f"(default: {_default(Engine, 'model')}; ini: structeval_model).",
     )
-    group.addoption(
+    add(
         "--tasks",
         dest="structeval_tasks",
         metavar="PATH",
@@ -122,14 +135,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="task file in public_150.json format (default: the bundled open150 set; "
         "ini: structeval_tasks).",
     )
-    group.addoption(
+    add(
         "--generations",
         dest="structeval_generations",
         metavar="PATH",
         default=None,
         help="replay: score an existing inference.json instead of generating (no engine).",
     )
-    group.addoption(
+    add(
         "--out",
         dest="structeval_out",
         metavar="DIR",
@@ -137,14 +150,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"where report.json, inference.json and report.html go (default: {DEFAULT_OUT}/; "
         "ini: structeval_out).",
     )
-    group.addoption(
+    add(
         "--adapter",
         dest="structeval_adapter",
         metavar="PATH_OR_ID",
         default=None,
         help="evaluate a LoRA adapter through vLLM's LoRA support, without merging.",
     )
-    group.addoption(
+    add(
         "--max-tokens",
         dest="structeval_max_tokens",
         metavar="N",
@@ -154,7 +167,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "official "
         "notebook).",
     )
-    group.addoption(
+    add(
         "--temperature",
         dest="structeval_temperature",
         metavar="T",
@@ -164,7 +177,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "the official "
         "notebook).",
     )
-    group.addoption(
+    add(
         "--seed",
         dest="structeval_seed",
         metavar="N",
@@ -172,7 +185,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=_default(Sampling, "seed"),
         help=f"sampling seed given to vLLM (default: {_default(Sampling, 'seed')}).",
     )
-    group.addoption(
+    add(
         "--max-model-len",
         dest="structeval_max_model_len",
         metavar="N",
@@ -181,7 +194,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"engine context length (default: {_default(Engine, 'max_model_len')}, as the official "
         "notebook).",
     )
-    group.addoption(
+    add(
         "--gpu-memory-utilization",
         dest="structeval_gpu_memory_utilization",
         metavar="F",
@@ -189,7 +202,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=_default(Engine, "gpu_memory_utilization"),
         help="fraction of device memory for vLLM (default: vLLM's own default).",
     )
-    group.addoption(
+    add(
         "--dtype",
         dest="structeval_dtype",
         metavar="DTYPE",
@@ -198,16 +211,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"model dtype (default: {_default(Engine, 'dtype')}; float32 on CPU, where vLLM's bf16 kernels "
         "crash).",
     )
-    group.addoption(
+    add(
         "--vllm-arg",
         dest="structeval_vllm_args",
         metavar="KEY=VALUE",
         action="append",
         type=_rejecting("KEY=VALUE", _key_value),
         default=[],
-        help="extra keyword argument for vllm.LLM, repeatable; VALUE is parsed as JSON if it can be.",
+        help="extra keyword argument for vllm.LLM, by its Python name (max_num_seqs=64, "
+        "enforce_eager=true), repeatable; VALUE is parsed as JSON if it can be. For --serve, "
+        "use --serve-arg.",
     )
-    group.addoption(
+    add(
         "--endpoint",
         dest="structeval_endpoint",
         metavar="URL",
@@ -215,29 +230,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="generate through a running OpenAI-compatible vLLM server: its /v1 base URL "
         "(--model names the served model).",
     )
-    group.addoption(
+    add(
         "--serve",
         dest="structeval_serve",
         action="store_true",
         help="start a vllm serve for the session on 127.0.0.1 and generate through it "
         "(data parallel over the visible GPUs; one server for all xdist workers).",
     )
-    group.addoption(
+    add(
         "--serve-arg",
         dest="structeval_serve_args",
         metavar="ARG",
         action="append",
         default=[],
-        help="extra argument for the --serve server, repeatable (e.g. --serve-arg=--max-num-seqs=256).",
+        help="extra `vllm serve` command-line flag for the --serve server, as the CLI spells it "
+        "(--serve-arg=--max-num-seqs=64), repeatable; needs --serve.",
     )
-    group.addoption(
+    add(
         "--api-key",
         dest="structeval_api_key",
         metavar="KEY",
         default=None,
-        help="API key of the --endpoint server (default: $VLLM_API_KEY).",
+        help="API key of the --endpoint server (default: $VLLM_API_KEY); needs --endpoint.",
     )
-    group.addoption(
+    add(
         "--concurrency",
         dest="structeval_concurrency",
         metavar="N",
@@ -246,7 +262,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="requests in flight to a server (default: 1024 per replica, vLLM's largest "
         "default batch, so continuous batching stays full).",
     )
-    group.addoption(
+    add(
         "--request-timeout",
         dest="structeval_request_timeout",
         metavar="S",
@@ -255,45 +271,45 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="seconds one request to a server may take, queueing included "
         f"(default: {_default(RequestPolicy, 'request_timeout'):g}).",
     )
-    group.addoption(
+    add(
         "--structured-outputs",
         dest="structeval_structured_outputs",
         action="store_true",
         help="constrain decoding to the task's output format (vLLM structured outputs).",
     )
-    group.addoption(
+    add(
         "--trust-remote-code",
         dest="structeval_trust_remote_code",
         action="store_true",
         help="allow model repositories to run their own code (off by default).",
     )
-    group.addoption(
+    add(
         "--no-cache",
         dest="structeval_no_cache",
         action="store_true",
         help="neither read nor write the generation cache.",
     )
-    group.addoption(
+    add(
         "--refresh",
         dest="structeval_refresh",
         action="store_true",
         help="regenerate every selected task and overwrite its cache entry.",
     )
-    group.addoption(
+    add(
         "--cache-dir",
         dest="structeval_cache_dir",
         metavar="DIR",
         default=None,
         help=f"generation cache (default: ${CACHE_ENV}, else ~/.cache/pytest-structeval).",
     )
-    group.addoption(
+    add(
         "--scoring-mode",
         dest="structeval_scoring_mode",
         choices=SCORING_MODES,
         default=_default(Scoring, "mode"),
         help="upstream: score as StructEval does (default); strict: competitor-style checks.",
     )
-    group.addoption(
+    add(
         "--format-weights",
         dest="structeval_format_weights",
         metavar="FMT=W,...",
@@ -302,29 +318,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="weights of the per-format means in the competition estimate "
         "(ini: structeval_format_weights; default: the scorer's).",
     )
-    group.addoption(
+    add(
         "--baseline",
         dest="structeval_baseline",
         metavar="PATH",
         default=None,
-        help="report.json of an earlier run: fail tasks that regressed from 1.0.",
+        help="an earlier run's report.json, or its --out directory: fail tasks that regressed "
+        "from 1.0, and the session when the overall score drops (--max-drop).",
     )
-    group.addoption(
+    add(
         "--max-drop",
         dest="structeval_max_drop",
         metavar="D",
         type=_Checked("non-negative number", float, Gate, "max_drop"),
         default=_default(Gate, "max_drop"),
         help="with --baseline, fail the session when the overall score drops "
-        f"by more than D (default: {_default(Gate, 'max_drop'):g}).",
+        f"by more than D, in [0, 1] (default: {_default(Gate, 'max_drop'):g}).",
     )
-    group.addoption(
+    add(
         "--strict-regressions",
         dest="structeval_strict_regressions",
         action="store_true",
         help="with --baseline, fail (not xfail) tasks that were imperfect and got worse.",
     )
-    group.addoption(
+    add(
         "--snapshot-dir",
         dest="structeval_snapshot_dir",
         metavar="DIR",
@@ -332,11 +349,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"where output snapshots are kept (default: <rootdir>/{SNAPSHOT_DIRNAME}; "
         "ini: structeval_snapshot_dir).",
     )
+    add(
+        "--no-snapshots",
+        dest="structeval_no_snapshots",
+        action="store_true",
+        help="neither compare outputs with snapshots nor write any (ini: structeval_snapshots "
+        "= false).",
+    )
     parser.addini("structeval_model", "default for --model", default=_default(Engine, "model"))
     parser.addini("structeval_tasks", "default for --tasks", default="")
     parser.addini("structeval_out", "default for --out", default=DEFAULT_OUT)
     parser.addini("structeval_format_weights", "default for --format-weights", default="")
     parser.addini("structeval_snapshot_dir", "default for --snapshot-dir", default="")
+    parser.addini(
+        "structeval_snapshots", "compare outputs with snapshots (default: true)", type="bool",
+        default=True,
+    )
 
 
 @dataclass(frozen=True)
@@ -361,6 +389,7 @@ def read_options(config: pytest.Config) -> Options:
 
     weights_text = opt("format_weights") or config.getini("structeval_format_weights") or ""
     snapshots = path(opt("snapshot_dir") or config.getini("structeval_snapshot_dir"))
+    snapshots_on = not opt("no_snapshots") and config.getini("structeval_snapshots")
     try:
         settings = Settings(
             tasks=path(opt("tasks") or config.getini("structeval_tasks")) or BUNDLED_TASKS,
@@ -403,12 +432,35 @@ def read_options(config: pytest.Config) -> Options:
             ),
             output=Output(
                 out_dir=path(opt("out") or config.getini("structeval_out")) or root / DEFAULT_OUT,
-                snapshot_dir=snapshots or config.rootpath / SNAPSHOT_DIRNAME,
+                snapshot_dir=(snapshots or config.rootpath / SNAPSHOT_DIRNAME)
+                if snapshots_on
+                else None,
             ),
         )
+        settings.check_given(given_options(config))
     except SettingsError as exc:
         raise pytest.UsageError(str(exc)) from None
     return Options(
         settings=settings,
         requested=any(opt(name) not in (None, False) for name in EVALUATION_OPTIONS),
     )
+
+
+def given_options(config: pytest.Config) -> set[str]:
+    """The settings given on the command line (their values differ from the options'
+    defaults), by their ``Settings`` field names."""
+    given = set()
+    for dest, default in _OPTION_DEFAULTS.items():
+        value = config.getoption(dest)
+        if value != default and value not in (None, [], ()):
+            given.add(_FIELD_OF.get(dest, dest.removeprefix("structeval_")))
+    return given
+
+
+# Option destinations whose settings field has another name.
+_FIELD_OF = {
+    "structeval_vllm_args": "vllm_args",
+    "structeval_serve_args": "serve_args",
+    "structeval_scoring_mode": "mode",
+    "structeval_out": "out_dir",
+}

@@ -26,6 +26,10 @@ from typing import Any
 
 import pytest
 
+# The key under which pytest's junitxml plugin keeps its LogXML (record_testsuite_property's
+# own mechanism); pytest exports no public name for it.
+from _pytest.junitxml import xml_key as junit_xml_key
+
 from . import options
 from .backends.adapter import AdapterError
 from .backends.base import Generation
@@ -46,7 +50,7 @@ from .core import Evaluation, Finished, SharedGeneration, SharedGenerationError,
 from .models import builtin_path
 from .phases import PhaseClock
 from .preflight import CHECK_NAMES, REPLAY_NO_ENGINE, REPLAY_NO_MODEL, preflight_checks
-from .report.gate import BaselineError
+from .report.gate import BaselineError, GateVerdict
 from .report.report import TaskRecord
 from .report.snapshots import (
     SnapshotMismatch,
@@ -115,6 +119,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(plugin, "structeval-session")
     if plugin.is_controller:
         config.pluginmanager.register(plugin.clock, "structeval-phases")
+        # Registered after the phases: among trylast hooks the later one runs last, so the
+        # verdict is the last line of the plugins' summaries.
+        config.pluginmanager.register(VerdictLine(plugin), "structeval-verdict")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -124,6 +131,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         config.pluginmanager.unregister(plugin)
         if config.pluginmanager.is_registered(plugin.clock):
             config.pluginmanager.unregister(plugin.clock)
+        verdict_line = config.pluginmanager.get_plugin("structeval-verdict")
+        if verdict_line is not None:
+            config.pluginmanager.unregister(verdict_line)
         del config.stash[session_key]
 
 
@@ -159,6 +169,7 @@ class StructevalSession:
     engine_failure_shown_on: str | None = None  # the one task that shows it
     _vllm_import: VllmImport | None = None
     _pending_phases: list[str] = field(default_factory=list)  # a worker's, for the controller
+    verdict: GateVerdict | None = None  # the run's, once the session finished
 
     def __post_init__(self) -> None:
         self.clock = PhaseClock(self._evaluation_phases)
@@ -181,10 +192,9 @@ class StructevalSession:
         return self.opts.settings
 
     @property
-    def snapshot_dir(self) -> Path:
-        directory = self.settings.output.snapshot_dir
-        assert directory is not None  # options.read_options sets it
-        return directory
+    def snapshot_dir(self) -> Path | None:
+        """None with --no-snapshots."""
+        return self.settings.output.snapshot_dir
 
     @property
     def is_controller(self) -> bool:
@@ -384,15 +394,24 @@ class StructevalSession:
         return result
 
     def snapshot_slug(self) -> str:
-        """The snapshot folder's name: the model (+ adapter), or the replayed file."""
+        """The snapshot folder's name: the model (+ adapter, + the settings that change its
+        outputs), or the replayed file (its path relative to the rootdir when inside it, so
+        that the name is the same on every checkout)."""
         s = self.settings
-        return snapshot_slug(
-            None if s.replay else s.engine.model,
-            s.engine.adapter,
-            str(s.generations) if s.replay else None,
-        )
+        if s.replay:
+            assert s.generations is not None
+            path = s.generations
+            with contextlib.suppress(ValueError):
+                path = path.relative_to(self.config.rootpath)
+            return snapshot_slug(None, generations=path.as_posix())
+        return snapshot_slug(s.engine.model, s.engine.adapter, variant=s.output_variant())
 
     def _snapshot(self, result: TaskResult, request: pytest.FixtureRequest) -> TaskResult:
+        """Compare the output with its snapshot. A change is reported (the summary's count,
+        the record's ``snapshot: changed`` and the diff in the test's report sections); it never changes the
+        task's verdict, which comes from the score and the baseline only."""
+        if self.snapshot_dir is None:  # --no-snapshots
+            return result
         try:
             state = check_snapshot(
                 request.getfixturevalue("snapshot"),
@@ -405,7 +424,10 @@ class StructevalSession:
                 content=result.score.document,
             )
         except SnapshotMismatch as exc:
-            return result.with_snapshot("changed", str(exc))
+            # The diff goes with the test's report (shown by -rA, and in JUnit's system-out);
+            # a warning would fail the task under -W error.
+            request.node.add_report_section("call", "structeval snapshot", str(exc))
+            return result.with_snapshot("changed")
         return result.with_snapshot(state)
 
     # reporting hooks
@@ -441,6 +463,7 @@ class StructevalSession:
         if meta is not None:
             self.worker_meta.append(meta)
 
+    @pytest.hookimpl(tryfirst=True)  # before junitxml's, which writes the file
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if not self.is_controller:
             session.config.workeroutput["structeval"] = self.evaluation.local_meta()  # type: ignore[attr-defined]
@@ -448,43 +471,103 @@ class StructevalSession:
         shutil.rmtree(self.settings.output.out_dir / EXCHANGE_DIR, ignore_errors=True)
         if self.blocked is not None and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a blocked run evaluated nothing
-        if not self.records:
+        if self.records:
+            meta = self.evaluation.meta(
+                self.worker_meta, extra_versions={"pytest": pytest.__version__}
+            )
+            self.finished = self.evaluation.finish(self.records, selected=self.selected, meta=meta)
+            failed = self.finished.error is not None
+            dropped = self.finished.report is not None and self.finished.report.failed_gate
+            if (failed or dropped) and session.exitstatus == 0:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        self.verdict = self._verdict(session.exitstatus)
+        self._junit_properties()
+
+    def _verdict(self, exitstatus: int) -> GateVerdict | None:
+        """The run's verdict: the report's (scores and baseline), plus what only the session
+        knows (a blocked preflight, reports not written, an interrupted or failed session)."""
+        finished = self.finished
+        report = finished.report if finished is not None else None
+        if report is None and self.blocked is None and finished is None:
+            return None  # nothing was evaluated (--co, every task deselected)
+        verdict = report.gate if report is not None else GateVerdict(False, ())
+        if self.blocked is not None:
+            # "preflight failed: <check>": the whole cause is the phase line above.
+            verdict = verdict.with_reason(":".join(self.blocked.split(":")[:2]) + ", no task ran")
+        if finished is not None and finished.error is not None:
+            verdict = verdict.with_reason(f"the reports were not all written ({finished.error})")
+        if exitstatus == pytest.ExitCode.INTERRUPTED:
+            verdict = verdict.with_reason("interrupted")
+        elif exitstatus != 0 and verdict.passed:
+            # A failure that is not a task's score (a preflight check, another test).
+            verdict = verdict.with_reason(f"pytest exit status {int(exitstatus)}")
+        return verdict
+
+    def _junit_properties(self) -> None:
+        """The overall score, the estimate and the verdict as properties of the JUnit test
+        suite (--junitxml), beside the per-task scores of each test case."""
+        xml = self.config.stash.get(junit_xml_key, None)
+        if xml is None or self.verdict is None:
             return
-        meta = self.evaluation.meta(self.worker_meta, extra_versions={"pytest": pytest.__version__})
-        self.finished = self.evaluation.finish(self.records, selected=self.selected, meta=meta)
-        failed = self.finished.error is not None
-        dropped = self.finished.report is not None and self.finished.report.failed_gate
-        if (failed or dropped) and session.exitstatus == 0:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        report = self.finished.report if self.finished is not None else None
+        if report is not None and report.aggregate.get("overall") is not None:
+            xml.add_global_property("structeval_overall", report.aggregate["overall"])
+            interval = report.aggregate.get("estimate_interval")
+            if report.aggregate.get("headline") != "structeval":
+                xml.add_global_property("structeval_estimate", report.aggregate["overall"])
+            if interval:
+                xml.add_global_property(
+                    "structeval_estimate_interval", f"{interval[0]:.4f}-{interval[1]:.4f}"
+                )
+        xml.add_global_property("structeval_verdict", self.verdict.verdict)
+        if self.verdict.reasons:
+            xml.add_global_property("structeval_reasons", "; ".join(self.verdict.reasons))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         finished = self.finished
-        if finished is None:
-            return
-        terminalreporter.write_sep("=", "structeval summary")
-        if finished.report is not None:
-            for line in finished.report.lines():
-                terminalreporter.write_line(line)
-        unused = self.unused_snapshots()
-        if unused:
-            names = ", ".join(p.name for p in unused[:5]) + (" …" if len(unused) > 5 else "")
-            terminalreporter.write_line(
-                f"snapshots: {len(unused)} for tasks no longer in {self.settings.tasks.name} "
-                f"(delete them if they are stale): {names}"
-            )
-        if finished.error is not None:
-            terminalreporter.write_line(
-                f"structeval: the reports were not all written ({finished.error}); "
-                "inference.json holds every generation",
-                red=True,
-            )
-        terminalreporter.write_line("written: " + ", ".join(str(p) for p in finished.written))
+        if finished is not None:
+            terminalreporter.write_sep("=", "structeval summary")
+            if finished.report is not None:
+                for line in finished.report.lines():
+                    terminalreporter.write_line(line)
+            unused = self.unused_snapshots()
+            if unused:
+                names = ", ".join(p.name for p in unused[:5]) + (" …" if len(unused) > 5 else "")
+                terminalreporter.write_line(
+                    f"snapshots: {len(unused)} for tasks no longer in {self.settings.tasks.name} "
+                    f"(delete them if they are stale): {names}"
+                )
+            if finished.error is not None:
+                terminalreporter.write_line(
+                    f"structeval: the reports were not all written ({finished.error}); "
+                    "inference.json holds every generation",
+                    red=True,
+                )
+            terminalreporter.write_line("written: " + ", ".join(str(p) for p in finished.written))
 
     def unused_snapshots(self) -> list[Path]:
         """Snapshot files of this model whose task is gone from the task file (a -k/-m subset
         leaves the others alone: they are still in the task file)."""
+        if self.snapshot_dir is None:
+            return []
         directory = self.snapshot_dir / self.snapshot_slug()
         return unused_snapshots(directory, [task.task_id for task in self.evaluation.tasks])
+
+
+@dataclass(eq=False)  # a registered plugin: pluggy hashes it, by identity
+class VerdictLine:
+    """The run's verdict as the terminal summary's last line (after syrupy's and the phases'
+    sections), right above pytest's own counts: what the exit status says, and why."""
+
+    session: StructevalSession
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        verdict = self.session.verdict
+        if verdict is not None:
+            terminalreporter.write_sep("-", "structeval verdict")
+            passed = verdict.passed
+            terminalreporter.write_line(verdict.line(), green=passed, red=not passed, bold=True)
 
 
 # -- fixtures -------------------------------------------------------------------------------

@@ -183,6 +183,11 @@ class Serving:
         _set(self, "serve_args", tuple(self.serve_args))
         if self.serve_args and not self.serve:
             raise SettingsError("serve_args (--serve-arg) need serve (--serve)")
+        if self.api_key is not None and self.endpoint is None:
+            raise SettingsError(
+                "api_key (--api-key) is the key of an --endpoint server and needs endpoint "
+                "(--endpoint); a --serve server makes its own key"
+            )
 
 
 @dataclass(frozen=True)
@@ -235,8 +240,15 @@ class Gate:
 
     def __post_init__(self) -> None:
         _set(self, "baseline", _path(self.baseline))
-        if self.max_drop < 0:
-            raise SettingsError(f"max_drop must be >= 0, got {self.max_drop}")
+        if not 0.0 <= self.max_drop <= 1.0:
+            raise SettingsError(
+                f"max_drop must be in [0, 1] (scores are fractions), got {self.max_drop}"
+            )
+        if self.strict_regressions and self.baseline is None:
+            raise SettingsError(
+                "strict_regressions (--strict-regressions) needs baseline (--baseline): "
+                "a regression is a task that got worse than in the baseline"
+            )
 
 
 @dataclass(frozen=True)
@@ -292,6 +304,49 @@ class Settings:
             raise SettingsError(f"choose one source of generations, not {' and '.join(sources)}")
         if self.local_engine and self.engine.model is None:
             raise SettingsError("model must be given for an engine on this machine")
+        if self.local_engine and self.sampling.max_tokens > self.engine.max_model_len:
+            raise SettingsError(
+                f"max_tokens ({self.sampling.max_tokens}) is larger than max_model_len "
+                f"({self.engine.max_model_len}): the prompt and the answer share the context, "
+                "so the prompt needs room too; lower --max-tokens or raise --max-model-len"
+            )
+
+    def check_given(self, given: Iterable[str]) -> None:
+        """Reject settings given explicitly (``given``: their field names, as the command line
+        named them) that this evaluation would ignore: sampling, engine and request options of
+        a replay (it generates nothing), request options without a server, ``max_drop``
+        without a baseline. Raises ``SettingsError`` naming them."""
+        given = set(given)
+        if self.replay:
+            ignored = sorted(
+                given
+                & (
+                    set(_section_fields(Sampling))
+                    | set(_section_fields(Engine))
+                    | set(_section_fields(RequestPolicy))
+                    | {"no_cache", "refresh", "cache_dir"}
+                )
+            )
+            if ignored:
+                raise SettingsError(
+                    f"{_options(ignored)} cannot apply to a replay (--generations): it scores "
+                    "the generations in the file and starts no model; drop "
+                    + ("it" if len(ignored) == 1 else "them")
+                )
+        elif self.serving.endpoint is None and not self.serving.serve:
+            unused = sorted(given & set(_section_fields(RequestPolicy)))
+            if unused:
+                raise SettingsError(
+                    f"{_options(unused)}: only requests to a server use "
+                    + ("it" if len(unused) == 1 else "them")
+                    + "; give --endpoint or --serve, or drop "
+                    + ("it" if len(unused) == 1 else "them")
+                )
+        if "max_drop" in given and self.gate.baseline is None:
+            raise SettingsError(
+                "max_drop (--max-drop) needs baseline (--baseline): the drop is measured "
+                "from the baseline's overall score"
+            )
 
     @property
     def replay(self) -> bool:
@@ -301,6 +356,24 @@ class Settings:
     def local_engine(self) -> bool:
         """Whether an engine runs on this machine (in-process, or the session's server)."""
         return self.generations is None and self.serving.endpoint is None
+
+    def output_variant(self) -> dict[str, object]:
+        """The settings that change what the model writes, where they differ from their
+        defaults (``{"temperature": 0.7}``): with the model and adapter, what makes two runs
+        "the same run" for output snapshots. Empty for a replay."""
+        if self.replay:
+            return {}
+        variant: dict[str, object] = {}
+        for section, names in (
+            (self.sampling, ("max_tokens", "temperature", "seed")),
+            (self.engine, ("max_model_len", "dtype", "vllm_args", "structured_outputs")),
+        ):
+            default = type(section)()
+            for name in names:
+                value = getattr(section, name)
+                if value != getattr(default, name):
+                    variant[name] = value
+        return variant
 
     @classmethod
     def of(cls, **flat: Any) -> Settings:
@@ -322,6 +395,12 @@ class Settings:
                 raise SettingsError(f"no setting named {name!r}; known: {', '.join(_ROUTES)}")
             nested.setdefault(route, {})[name] = value
         return cls(**{**own, **{s: _build(s, own.get(s), nested) for s in _SECTIONS}})
+
+
+def _options(names: Iterable[str]) -> str:
+    """``--max-tokens, --temperature``: settings as the command line spells them."""
+    spelled = {"vllm_args": "--vllm-arg", "serve_args": "--serve-arg"}
+    return ", ".join(spelled.get(n) or "--" + n.replace("_", "-") for n in names)
 
 
 def _section_fields(section: type) -> dict[str, type | None]:

@@ -129,12 +129,33 @@ def project(pytester: pytest.Pytester) -> Project:
             "Qwen--Qwen3-4B__ckpts--run_1--checkpoint-300",
         ),
         ("/models/my model/", None, None, "models--my_model"),
-        (None, None, "../shared/data/inference/scored_0.77064.json", "replay-scored_0.77064"),
-        ("ignored/when-replaying", "x", "C:\\runs\\gens.json", "replay-gens"),
+        (None, None, "../shared/data/inference/scored_0.77064.json", "replay-scored_0.77064-*"),
+        ("ignored/when-replaying", "x", "C:\\runs\\gens.json", "replay-gens-*"),
     ],
 )
 def test_slug_is_readable_and_filesystem_safe(model, adapter, generations, slug):
-    assert snapshot_slug(model, adapter, generations) == slug
+    # A replay's name ends with a digest of the file's path (issue 20, point 2).
+    pattern = re.escape(slug).replace(r"\*", "[0-9a-f]{8}") if slug.endswith("*") else re.escape(slug)
+    assert re.fullmatch(pattern, snapshot_slug(model, adapter, generations))
+
+
+def test_replays_of_two_files_with_the_same_name_never_share_a_directory():
+    a = snapshot_slug(None, generations="team-a/inference.json")
+    b = snapshot_slug(None, generations="team-b/inference.json")
+    assert a.startswith("replay-inference-") and b.startswith("replay-inference-")
+    assert a != b
+    # The same path, whichever separator it was written with, is the same directory.
+    assert snapshot_slug(None, generations="team-a\\inference.json") == a
+    assert snapshot_slug(None, generations="./team-a//inference.json") == a
+
+
+def test_a_model_run_is_keyed_by_the_settings_that_change_its_outputs():
+    greedy = snapshot_slug("org/m")
+    assert greedy == "org--m" == snapshot_slug("org/m", variant={})
+    warm = snapshot_slug("org/m", variant={"temperature": 0.7})
+    assert re.fullmatch(r"org--m\+[0-9a-f]{8}", warm)
+    assert warm != snapshot_slug("org/m", variant={"temperature": 0.7, "seed": 1})
+    assert warm == snapshot_slug("org/m", variant={"temperature": 0.7})
 
 
 def test_long_slugs_are_cut_and_stay_distinct():
@@ -298,3 +319,11 @@ def test_xdist_writes_every_snapshot_file_exactly_once(project):
     project.expect(dict.fromkeys(TASKS, "match"))
     project.run("-n", "2", subprocess=True).assert_outcomes(passed=len(TASKS))
     assert not (project.pytester.path / "writes.log").exists()
+
+
+def test_output_variant_holds_only_the_output_changing_settings_that_differ():
+    from pytest_structeval.settings import Settings
+
+    assert Settings.of(model="org/m", concurrency=4).output_variant() == {}
+    variant = Settings.of(model="org/m", temperature=0.7, max_model_len=8192).output_variant()
+    assert variant == {"temperature": 0.7, "max_model_len": 8192}

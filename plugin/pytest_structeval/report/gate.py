@@ -316,6 +316,74 @@ class Comparison:
         return lines
 
 
+@dataclass(frozen=True)
+class GateVerdict:
+    """The run's one verdict, as its exit status gives it: ``passed``, or ``failed`` with the
+    reasons (the overall score dropped, tasks failed or regressed, the preflight blocked the
+    run, ...). Snapshot changes are no reason: they are reported, never judged."""
+
+    passed: bool
+    reasons: tuple[str, ...]
+    detail: str = ""  # what a passed verdict says: the overall score, against the baseline
+
+    @property
+    def verdict(self) -> Literal["passed", "failed"]:
+        return "passed" if self.passed else "failed"
+
+    def with_reason(self, reason: str) -> GateVerdict:
+        """A reason the report does not know (a blocked preflight, reports not written)."""
+        return GateVerdict(False, (*self.reasons, reason))
+
+    def line(self) -> str:
+        """``structeval gate: passed (...)`` or ``structeval gate: FAILED: reason; reason``."""
+        if self.passed:
+            return "structeval gate: passed" + (f" ({self.detail})" if self.detail else "")
+        return "structeval gate: FAILED: " + "; ".join(self.reasons)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"verdict": self.verdict, "reasons": list(self.reasons)}
+
+
+def gate_verdict(
+    overall: float | None, statuses: Mapping[str, int], comparison: Comparison | None
+) -> GateVerdict:
+    """The verdict of a run from its overall score, its tasks' test outcomes and its baseline
+    comparison: it fails when the overall dropped by more than ``max_drop`` or a task's test
+    failed (without a baseline, any imperfect task; with one, regressions)."""
+    reasons = []
+    if comparison is not None and comparison.dropped:
+        reasons.append(
+            f"overall {comparison.overall_current:.4f} dropped "
+            f"{-comparison.overall_delta:.4f} from {comparison.overall_baseline:.4f} "
+            f"(max drop {fmt_score(comparison.max_drop)})"
+        )
+    failed = statuses.get("failed", 0)
+    if failed:
+        regressed = len(comparison.regressed) if comparison is not None else 0
+        if comparison is not None and regressed == failed:
+            reasons.append(f"{_tasks(failed)} regressed")
+        elif regressed:
+            reasons.append(f"{_tasks(failed)} failed ({regressed} regressed from 1.0)")
+        else:
+            reasons.append(f"{_tasks(failed)} failed")
+    if reasons:
+        return GateVerdict(False, tuple(reasons))
+    if comparison is not None:
+        detail = (
+            f"overall {comparison.overall_current:.4f} vs baseline "
+            f"{comparison.overall_baseline:.4f}, {comparison.overall_delta:+.4f}; no regression"
+        )
+    elif overall is not None:
+        detail = f"overall {overall:.4f}; no task failed"
+    else:
+        detail = "no task was scored"
+    return GateVerdict(True, (), detail)
+
+
+def _tasks(n: int) -> str:
+    return f"{n} task" if n == 1 else f"{n} tasks"
+
+
 def baseline_scores(baseline_report: Mapping[str, Any]) -> dict[str, float]:
     """task_id -> score of a baseline report; tasks without a score (skipped) are left out."""
     return {

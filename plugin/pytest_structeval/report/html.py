@@ -14,6 +14,7 @@ from html import escape
 from typing import Any
 
 from ..tasks import FORMATS
+from .report import HEADLINE_LABELS
 
 STATUS_ORDER = ("failed", "xfailed", "passed", "skipped")
 CODE_DISPLAY_LIMIT = 20_000  # characters of code/generation shown per task; the rest is cut
@@ -102,6 +103,28 @@ def _width(value: object) -> str:
     return f"{max(0.0, min(1.0, float(value))) * 100:.1f}"
 
 
+# The stripped-text tags of a task (scoring.extract.Extraction's closed vocabulary), explained.
+STRIPPED_TAGS = {
+    "fence": "the code was taken from a ``` fence",
+    "begin_code": "the code was taken from BEGIN_CODE/END_CODE markers",
+    "code_tag": "the code was taken from <code> tags",
+    "whole": "the whole text was parsed (no fence or marker found)",
+    "prose_before": "text before the code was dropped",
+    "prose_after": "text after the code was dropped",
+    "think": "a <think> block was dropped",
+    "entities": "&lt; and &gt; were replaced by < and >",
+    "unescaped": "the unicode_escape step changed the text",
+}
+STRICT_TITLE = "strict: parse rate of the text as returned, without extraction"
+# report.json meta keys whose bare name reads like a test outcome.
+META_LABELS = {
+    "failed": "requests failed for good",
+    "generated": "generations made",
+    "cache_hits": "generations from the cache",
+    "retries": "requests sent again",
+}
+
+
 def _badge(status: object) -> str:
     s = esc(status or "none")
     return f'<span class="badge {s}">{s}</span>'
@@ -178,16 +201,20 @@ def _header(report: Mapping[str, Any]) -> str:
     summary = report.get("summary") or {}
     meta = report.get("meta") or {}
     tasks = report.get("tasks") or []
-    counts: dict[str, int] = {}
-    for t in tasks:
-        counts[str(t.get("status"))] = counts.get(str(t.get("status")), 0) + 1
+    # The badges and "Run details" read the one count report.json holds (Report.statuses).
+    counts: dict[str, int] = dict(summary.get("status") or {})
+    if not counts:  # a report.json from before summary.status
+        for t in tasks:
+            counts[str(t.get("status"))] = counts.get(str(t.get("status")), 0) + 1
+    label = HEADLINE_LABELS.get(str(summary.get("headline")), "overall score")
     who = [
         f"<b>{esc(meta[k])}</b>" if k == "model" else f"{k} <b>{esc(meta[k])}</b>"
         for k in ("model", "adapter", "backend", "generations")
         if meta.get(k)
     ]
     cards = [
-        f'<span class="score" id="overall">{fmt_num(summary.get("overall"), 4)}</span>',
+        f'<span class="score" id="overall">{fmt_num(summary.get("overall"), 4)}</span>'
+        f'<span class="card" id="overall-label">{esc(label)}</span>',
         *(
             [
                 f'<span class="card" id="estimate-interval">90% range <b>{fmt_num(i[0], 4)}–{fmt_num(i[1], 4)}</b></span>'
@@ -204,11 +231,21 @@ def _header(report: Mapping[str, Any]) -> str:
         for s in (*STATUS_ORDER, *sorted(set(counts) - set(STATUS_ORDER)))
         if counts.get(s)
     ]
-    extra = "".join(
-        f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>"
-        for k, v in meta.items()
-        if isinstance(v, (str, int, float, bool))
-    )
+    gate = summary.get("gate") or {}
+    rows = [
+        *(
+            [("verdict", gate.get("verdict")), *(("reason", r) for r in gate.get("reasons", []))]
+            if gate
+            else []
+        ),
+        *((f"tests {s}", n) for s, n in counts.items()),
+        *(
+            (META_LABELS.get(k, k), v)
+            for k, v in meta.items()
+            if isinstance(v, (str, int, float, bool))
+        ),
+    ]
+    extra = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
     return (
         "<header><h1>StructEval-T report</h1>"
         f'<p class="meta">{" · ".join(who) or "unknown model"}</p>'
@@ -235,11 +272,15 @@ def _formats(summary: Mapping[str, Any]) -> str:
             f'<div class="fill" style="width:{_width(stats.get("mean"))}%"></div>'
             f'<div class="parse" style="width:{_width(stats.get("parse_rate"))}%"></div></div>'
             f'<div class="meta">mean <b>{fmt_num(stats.get("mean"))}</b> · n {esc(stats.get("n"))}'
-            f" · parses {fmt_pct(stats.get('parse_rate'))} · strict {fmt_pct(stats.get('strict_parse_rate'))}</div>"
+            f" · parses {fmt_pct(stats.get('parse_rate'))}"
+            f' · <abbr title="{esc(STRICT_TITLE)}">strict</abbr> '
+            f"{fmt_pct(stats.get('strict_parse_rate'))}</div>"
         )
     return (
         '<section id="formats"><h2>By format</h2>'
-        '<p class="meta">Bar: mean score; grey line under it: parse rate after extraction.</p>'
+        '<p class="meta">Bar: mean score; grey line under it: parse rate after extraction. '
+        "strict: parse rate of the text as returned, without extraction (no fence, marker "
+        "or prose removed).</p>"
         f'<div class="bars">{"".join(rows)}</div></section>'
     )
 
@@ -328,6 +369,21 @@ def _list(items: Sequence[object], limit: int | None = None) -> str:
     return text
 
 
+def _stripped(tags: Sequence[object]) -> str:
+    """The stripped-text tags, each with its meaning as a title (the legend says them all)."""
+    return ", ".join(
+        f'<span title="{esc(STRIPPED_TAGS.get(str(t), str(t)))}"><code>{esc(t)}</code></span>'
+        for t in tags
+    )
+
+
+def _stripped_legend() -> str:
+    items = "".join(
+        f"<li><code>{esc(tag)}</code>: {esc(meaning)}</li>" for tag, meaning in STRIPPED_TAGS.items()
+    )
+    return f'<details id="stripped-legend"><summary>stripped: what the tags mean</summary><ul>{items}</ul></details>'
+
+
 def _task_rows(
     task: Mapping[str, Any], delta: Mapping[str, Any] | None, with_baseline: bool
 ) -> str:
@@ -344,7 +400,7 @@ def _task_rows(
         f"<td>{esc(fmt.upper())}</td>",
         f'<td class="num">{fmt_num(task.get("score"))}</td>',
         f"<td>{_badge(status)}</td>",
-        f"<td>{_list(stripped)}</td>",
+        f"<td>{_stripped(stripped)}</td>",
         f"<td>{_list(missing, MAX_LISTED_PATHS) if missing else ''}</td>",
     ]
     if with_baseline:
@@ -379,7 +435,7 @@ def _task_rows(
     if missing:
         details.append(f"<p>Missing paths: {_list(missing)}</p>")
     if stripped:
-        details.append(f"<p>Stripped before parsing: {_list(stripped)}</p>")
+        details.append(f"<p>Stripped before parsing: {_stripped(stripped)}</p>")
     code = str(task.get("code") or "")
     generation = str(task.get("generation") or "")
     details.append("<p><b>Parsed code</b></p>" + code_block(code, error))
@@ -418,7 +474,7 @@ def _tasks(report: Mapping[str, Any]) -> str:
             ("format", ""),
             ("score", ' class="num"'),
             ("status", ""),
-            ("stripped", ""),
+            ("stripped", ' title="what was removed around the code before parsing (see the legend)"'),
             ("missing paths", ""),
             *([("vs baseline", "")] if with_baseline else []),
         )
@@ -431,6 +487,7 @@ def _tasks(report: Mapping[str, Any]) -> str:
         f'<select id="st"><option value="">any status</option>{_options(statuses)}</select>'
         f'<select id="fm"><option value="">any format</option>{_options(formats)}</select>'
         f'<span class="meta"><span id="shown">{len(tasks)}</span> shown</span></div>'
+        f"{_stripped_legend()}"
         f'<table id="task-table"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></section>'
     )
 

@@ -17,7 +17,13 @@ from ..files import dump_json
 from ..scoring.score import TaskScore
 from ..tasks import FORMATS, TaskSet
 from .aggregate import summarize
-from .gate import Comparison, baseline_over, compare_with_baseline
+from .gate import Comparison, GateVerdict, baseline_over, compare_with_baseline, gate_verdict
+
+# What the overall score is, by summary.headline: the terminal and report.html say the same.
+HEADLINE_LABELS = {
+    "structeval": "StructEval-T score (mean over tasks)",
+    "competition_estimate": "estimated competition score (weighted per-format means)",
+}
 
 
 @dataclass(frozen=True)
@@ -125,7 +131,17 @@ class Report:
 
     @property
     def summary(self) -> dict[str, Any]:
-        return {**self.aggregate, "status": dict(self.statuses), "snapshots": dict(self.snapshots)}
+        return {
+            **self.aggregate,
+            "status": dict(self.statuses),
+            "snapshots": dict(self.snapshots),
+            "gate": self.gate.to_dict(),
+        }
+
+    @property
+    def gate(self) -> GateVerdict:
+        """The run's verdict from its scores and the baseline (never from snapshots)."""
+        return gate_verdict(self.aggregate.get("overall"), self.statuses, self.comparison)
 
     @property
     def failed_gate(self) -> bool:
@@ -165,6 +181,13 @@ class Report:
             out.extend(self.comparison.lines())
         if self.snapshots.get("new"):
             out.append(f"snapshots: {self.snapshots['new']} new, written")
+        changed = [r.task_id for r in self.tasks if r.snapshot == "changed"]
+        if changed:
+            shown = ", ".join(changed[:10]) + (f" (+{len(changed) - 10} more)" if len(changed) > 10 else "")
+            out.append(
+                f"snapshots: {len(changed)} changed (not counted as failures; "
+                f"--snapshot-update accepts them): {shown}"
+            )
         return out
 
     def _table(self) -> list[str]:
@@ -184,11 +207,7 @@ class Report:
         for name, row in sorted(s["by_task_type"].items()):
             out.append(f"{name:<16}{row['n']:>5}{row['mean']:>8.3f}")
         out.append("")
-        headline = (
-            "StructEval-T score (mean over tasks)"
-            if s["headline"] == "structeval"
-            else "estimated competition score (weighted per-format means)"
-        )
+        headline = HEADLINE_LABELS.get(s["headline"], s["headline"])
         interval = s.get("estimate_interval")
         span = f" (90% range {interval[0]:.4f}-{interval[1]:.4f})" if interval else ""
         out.append(f"overall {s['overall']:.4f}{span}  {headline}")

@@ -316,7 +316,8 @@ def compare_runs(runs: Sequence[Run], *, reference: int = 0) -> RunsComparison:
 # The page
 
 _COMPARE_CSS = """
-.runs td.label{font-weight:600;max-width:360px;word-break:break-word}
+/* a run's name wraps between words (at spaces), never inside one */
+.runs td.label{font-weight:600;max-width:360px;overflow-wrap:normal;word-break:keep-all}
 tr.reference td{background:#f1f8ff}
 .side{display:grid;grid-template-columns:repeat(auto-fit,minmax(340px,1fr));gap:12px}
 .side>div{min-width:0}.side h4{margin:6px 0;font-size:13px}

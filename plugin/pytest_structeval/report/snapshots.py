@@ -1,8 +1,8 @@
 """Output snapshots: one file per task, in the output's own format, through syrupy.
 
 Layout: ``<snapshot dir>/<slug>/<task_id>.<ext>``, where the snapshot directory defaults to
-``<rootdir>/__structeval_snapshots__`` and the slug names the model (and adapter) or, for a
-replay, the generations file, so that ``git diff`` between two model directories reads as a
+``<rootdir>/__structeval_snapshots__`` and the slug names the run (``snapshot_slug``): the model,
+adapter and output-changing settings, or, for a replay, the generations file, so that ``git diff`` between two model directories reads as a
 diff of TOML, YAML, ... files.
 
 Why not syrupy's own ``__snapshots__`` directory: the plain ``snapshot`` fixture registers
@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import cache
 from hashlib import sha256
 from pathlib import Path
@@ -175,31 +176,52 @@ def _name_part(text: str) -> str:
 
 
 def snapshot_slug(
-    model: str | None, adapter: str | None = None, generations: str | None = None
+    model: str | None,
+    adapter: str | None = None,
+    generations: str | None = None,
+    *,
+    variant: Mapping[str, object] | None = None,
 ) -> str:
-    """A readable, filesystem-safe directory name for one model, model+adapter or replay file.
+    """A readable, filesystem-safe directory name for one run: a model (+ adapter) with the
+    settings that change its outputs, or a replayed file.
 
-    ``generations`` wins (a replay is named after its file: ``replay-scored_0.77064``);
-    otherwise the model id with ``/`` as ``--``, plus ``__<adapter>`` when an adapter is used
-    (``Qwen--Qwen3-4B-Instruct-2507__ckpt--run1``).
+    ``generations`` wins: a replay is named after its file's stem plus a digest of the path as
+    given (``replay-inference-1a2b3c4d``), so that two submissions that are both called
+    inference.json never share a directory; pass the path relative to the project, so that
+    the name is the same on every checkout. Otherwise the model id with ``/`` as ``--``, plus
+    ``__<adapter>`` when an adapter is used (``Qwen--Qwen3-4B-Instruct-2507__ckpt--run1``), plus
+    ``+<digest>`` of ``variant`` when it is not empty: the settings that change what the model
+    writes (sampling, context length, dtype, ...) where they differ from the defaults, so that
+    a run at temperature 0.7 is not compared with a greedy one.
     Names longer than 120 characters are cut and suffixed with a hash of the full name, so
     two long names stay distinct.
     """
     if generations:
         # The file's own name, whichever separator the path was written with.
-        slug = "replay-" + _slugify(Path(re.split(r"[/\\]", generations.rstrip("/\\"))[-1]).stem)
+        parts = [p for p in re.split(r"[/\\]+", generations) if p not in ("", ".")]
+        key = "/".join(parts)
+        slug = "replay-" + _slugify(Path(parts[-1] if parts else "").stem) + "-" + _digest(key)
+        full = key
     elif model:
         slug = _name_part(model)
         if adapter:
             slug += "__" + _name_part(adapter)
+        full = f"{model}\0{adapter or ''}"
+        if variant:
+            settings = json.dumps(dict(variant), sort_keys=True, default=str)
+            slug += "+" + _digest(settings)
+            full += "\0" + settings
     else:
         raise ValueError("a snapshot directory needs a model name or a generations file")
     if len(slug) > _MAX_SLUG:
-        full = generations or f"{model}\0{adapter or ''}"
-        slug = slug[: _MAX_SLUG - 9].rstrip("._-") + "-" + sha256(full.encode()).hexdigest()[:8]
-    if not slug or slug == "replay-":
+        slug = slug[: _MAX_SLUG - 9].rstrip("._-") + "-" + _digest(full)
+    if not slug or slug.startswith("replay--"):
         raise ValueError(f"cannot build a directory name from {generations or model!r}")
     return slug
+
+
+def _digest(text: str) -> str:
+    return sha256(text.encode()).hexdigest()[:8]
 
 
 def normalise_content(code: str) -> str:
