@@ -17,7 +17,9 @@ TESTING = Path(__file__).resolve().parent
 # The tests that start a vLLM engine or server. On 2 CPU cores an engine takes both (its OpenMP
 # threads spin), so two at once are slower than one after the other, and each holds its KV cache
 # (2 GiB in CI) besides the model: they share one worker.
-ENGINE_TESTS = ("vllm/", "served/", "models/", "reward/test_grpo.py")
+ENGINE_TESTS = (
+    "vllm/", "served/", "models/", "reward/test_grpo.py", "plugin/test_interrupt.py"
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -87,7 +87,6 @@ def node_selection(
 
 def evaluate_task(structeval_result: Any) -> None:
     """The body of every task item: the result's verdict, with the scorer's explanation."""
-    __tracebackhide__ = True
     if structeval_result.verdict == "xfail":
         pytest.xfail(structeval_result.message)
     if structeval_result.verdict == "fail":

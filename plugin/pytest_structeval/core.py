@@ -248,9 +248,10 @@ class Evaluation:
         """Tasks whose generation failed for good (served backends), by task id."""
         return self._backend.failures if self._backend is not None else {}
 
-    def close(self) -> None:
+    def close(self, *, grace: float | None = None) -> None:
+        """Release the backend's engine or server (``grace``: see ``Backend.close``)."""
         if self._backend is not None:
-            self._backend.close()
+            self._backend.close(grace=grace)
 
     # -- the pipeline ----------------------------------------------------------------------
 

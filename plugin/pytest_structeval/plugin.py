@@ -14,6 +14,7 @@ reports at the end.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shutil
 import sys
@@ -47,6 +48,7 @@ from .collect import (
     task_file_nodeid,
 )
 from .core import Evaluation, Finished, SharedGeneration, SharedGenerationError, TaskResult
+from .interrupt import SigintGuard
 from .models import builtin_path
 from .phases import PhaseClock
 from .preflight import CHECK_NAMES, REPLAY_NO_ENGINE, REPLAY_NO_MODEL, preflight_checks
@@ -114,6 +116,12 @@ def pytest_configure(config: pytest.Config) -> None:
     if requested is None:
         return
     opts, evaluation = requested
+    if config.get_verbosity() < 1:
+        # vLLM's INFO lines (hundreds per run) only with -v; warnings and errors always; a
+        # level the user set wins. Read by vLLM when it is imported, which is later.
+        if "VLLM_LOGGING_LEVEL" not in os.environ:
+            os.environ["VLLM_LOGGING_LEVEL"] = "WARNING"
+            config.add_cleanup(lambda: os.environ.pop("VLLM_LOGGING_LEVEL", None))
     plugin = StructevalSession(config, opts, evaluation)
     config.stash[session_key] = plugin
     config.pluginmanager.register(plugin, "structeval-session")
@@ -338,8 +346,36 @@ class StructevalSession:
                 self.phase(f"preflight {len(self._check_results)} checks {seconds:.1f} s")
                 if self.settings.local_engine:
                     self.check_engine_args()
-                self._generations = self._generate()
+                with SigintGuard() as guard:
+                    try:
+                        self._generations = self._generate()
+                    except BaseException as exc:
+                        if not (guard.interrupted or isinstance(exc, KeyboardInterrupt)):
+                            raise
+                        self.phase(self._interrupted())
+                        # A fresh interrupt: vLLM's frames (an LLM whose repr asks the dead
+                        # engine core) stay out of the traceback pytest renders.
+                        raise KeyboardInterrupt from None
         return self._generations
+
+    def _interrupted(self) -> str:
+        """Tear the engine down after Ctrl-C (a second one exits at once: SigintGuard) and say
+        what the cache kept: every generation that finished before the interrupt."""
+        # The engine core got the same SIGINT and is stopping: one second, then it is killed.
+        self.evaluation.close(grace=1.0)
+        if not self.settings.cache.enabled:
+            return (
+                "interrupted during generation: the cache is off (--no-cache), so none of the "
+                f"{len(self.selected)} generations is kept and no task was scored"
+            )
+        kept, missing = self._backend().lookup(self.selected)
+        where = self.settings.cache.root
+        return (
+            f"interrupted during generation: {len(kept)} of {len(self.selected)} generations "
+            f"finished before the interrupt and are kept in the cache ({where}); the other "
+            f"{len(missing)} were not generated and no task was scored; a re-run generates "
+            "only those"
+        )
 
     def _generate(self) -> dict[str, Generation]:
         backend = self._backend()
@@ -465,6 +501,9 @@ class StructevalSession:
 
     @pytest.hookimpl(tryfirst=True)  # before junitxml's, which writes the file
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        # The engine goes now, not at unconfigure: its shutdown messages come before the
+        # terminal summary, not after pytest's last line.
+        self.evaluation.close()
         if not self.is_controller:
             session.config.workeroutput["structeval"] = self.evaluation.local_meta()  # type: ignore[attr-defined]
             return

@@ -170,5 +170,7 @@ class Backend(ABC):
         """Provenance for report.json's ``meta`` (backend, model, engine and sampling args)."""
         return {"backend": self.name}
 
-    def close(self) -> None:  # noqa: B027 - optional hook: backends without resources keep it
-        """Release engines, servers and files. Safe to call twice."""
+    def close(self, *, grace: float | None = None) -> None:  # noqa: B027 - optional hook
+        """Release engines, servers and files. Safe to call twice. ``grace``: the seconds an
+        engine's processes get to stop before they are killed (None: the engine's default;
+        after Ctrl-C they are already stopping, and the user waits)."""

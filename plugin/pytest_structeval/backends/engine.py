@@ -149,6 +149,8 @@ class VllmEngine:
         self.dropped: list[str] = []
         self.llm: Any = None
         self.log: EngineLog | None = None
+        # Seconds the engine core gets to stop before it is killed (None: vLLM's default, 5).
+        self.shutdown_grace: float | None = None
 
     def __enter__(self) -> Any:
         prepare_environment()
@@ -178,7 +180,7 @@ class VllmEngine:
         if llm is None:
             return
         try:
-            llm.llm_engine.engine_core.shutdown()
+            llm.llm_engine.engine_core.shutdown(timeout=self.shutdown_grace)
         except Exception as exc:  # already dead: nothing left to stop
             logger.debug("engine_core.shutdown failed: %s", exc)
         del llm

@@ -708,6 +708,6 @@ class VllmServeBackend(Backend):
             "request_failures": [f.to_dict() for f in self.failures.values()],
         }
 
-    def close(self) -> None:
-        """Stop the server; ``meta`` still reports it, and a later miss starts a new one."""
+    def close(self, *, grace: float | None = None) -> None:
+        """Stop the server (its own bounded stop; ``grace`` is for in-process engines); ``meta`` still reports it, and a later miss starts a new one."""
         self.server.stop()

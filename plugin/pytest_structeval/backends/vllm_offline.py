@@ -213,8 +213,11 @@ class VllmBackend(Backend):
             on_phase(f"generation {len(tasks)} prompts {seconds:.1f} s")
         return [persist(i, output) for i, output in enumerate(outputs)]
 
-    def close(self) -> None:
-        stack, self._stack, self._running = self._stack, None, None
+    def close(self, *, grace: float | None = None) -> None:
+        stack, running = self._stack, self._running
+        self._stack, self._running = None, None
+        if running is not None:
+            running.shutdown_grace = grace
         if stack is not None:
             stack.close()
 
