@@ -142,6 +142,8 @@ class VllmServer:
       other local users cannot use the server. ``""`` serves without a key.
     * ``start_timeout``: seconds to a healthy ``/health``; ``stop_timeout``: seconds between
       SIGTERM and SIGKILL.
+    * ``env``: variables for the server's environment on top of this process's (e.g.
+      ``VLLM_ALLOW_RUNTIME_LORA_UPDATING``, ``CUDA_VISIBLE_DEVICES``).
 
     Start it from a thread that outlives it (the main thread): the kernel's parent-death signal
     follows the thread that started the child.
@@ -160,6 +162,7 @@ class VllmServer:
         api_key: str | None = None,
         start_timeout: float = 600.0,
         stop_timeout: float = 30.0,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         if "model" not in engine_args:
             raise ValueError("engine_args must name the model")
@@ -173,6 +176,7 @@ class VllmServer:
         self.api_key = secrets.token_urlsafe(24) if api_key is None else api_key
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
+        self.env = dict(env or {})
         self.log_path = Path(log_dir) / LOG_NAME
         self.command: list[str] = []
         self.process: subprocess.Popen[bytes] | None = None
@@ -232,6 +236,7 @@ class VllmServer:
         env = {
             **os.environ,
             **vllm_environment(),
+            **self.env,
             "PYTHONUNBUFFERED": "1",  # the log shows each line as it happens
             "VLLM_API_KEY": self.api_key,
             PARENT_ENV: str(os.getpid()),
