@@ -96,10 +96,21 @@ def test_derived_xml_paths_use_upstream_xmltodict_semantics():
     assert score_task(task, "<shelf>" + repeated + "</shelf>").score == 0.2
 
 
-def test_csv_source_to_xml_binds_any_root():
+def test_csv_source_to_xml_root_nobody_names_is_credited_only_in_the_interval():
+    # the headers name no document element; the grader's paths name some fixed one, so the
+    # root a model picks is not bound in the score, only in the interval's upside
     task = Task("t1", "CSV to XML", "convert.\\n\\n<code>a,b.c\n1,2\n</code>", "XML")
-    assert score_task(task, "<planet><a>1</a><b><c>2</c></b></planet>").score == 1.0
-    assert score_task(task, "<planet>x</planet>").score == 0.2
+    bound = score_task(task, "<planet><a>1</a><b><c>2</c></b></planet>")
+    assert (bound.score, bound.unwrapped_key_score) == (0.2, 1.0)
+    assert score_task(task, "<planet>x</planet>").unwrapped_key_score == 0.0
+
+
+def test_csv_source_to_xml_anchored_at_the_root_every_header_names():
+    task = Task("t1", "CSV to XML", "convert.\\n\\n<code>g.a,g.b.c\n1,2\n</code>", "XML")
+    right = score_task(task, "<g><a>1</a><b><c>2</c></b></g>")
+    assert (right.score, right.unwrapped_key_score) == (1.0, None)
+    assert score_task(task, "<root><g><a>1</a><b><c>2</c></b></g></root>").score == 0.2
+    assert score_task(task, "<planet><a>1</a><b><c>2</c></b></planet>").score == 0.2
 
 
 def test_header_only_csv_conversion_is_partial():

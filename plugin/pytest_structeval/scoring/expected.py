@@ -34,9 +34,11 @@ from ..tasks import Task
 from .formats import parse
 from .paths import CSV_PREFIX, PathSyntaxError, tokenize_path
 
-# An XML target whose root element cannot be known from the source (a CSV source, or a
-# document with several top-level keys): paths start with this token and the scorer binds it
-# to the root element the model chose.
+# An XML target whose root element cannot be known from the source (a CSV source whose headers
+# share no first name, or a document with several top-level keys): paths start with this token.
+# The grader's paths are fixed strings that name some root, so no reading of them binds to the
+# root a model picks: such a path is not found in the score, and the credit it would earn with the
+# model's root bound is the interval's upside (``TaskScore.unwrapped_key_score``).
 ANY_ROOT = "<root>"
 # Document elements that name nothing of the source: a model asked to turn a mapping into XML
 # must pick one root element, and converters pick ``root`` (dicttoxml, json2xml), ``xml`` or
@@ -469,7 +471,13 @@ def _conversion_paths(task: Task) -> tuple[str, ...]:
             )
         tokens = [[t for t in _segments(h) if t] for h in headers]
         if target == "xml":
-            return tuple(dict.fromkeys(_xml_target(_render([ANY_ROOT, *t])) for t in tokens if t))
+            tokens = [t for t in tokens if t]
+            firsts = {t[0] for t in tokens}
+            if len(firsts) == 1 and all(len(t) > 1 for t in tokens):
+                # every header opens with one name (``galaxy.name``, ``galaxy.type``…): the
+                # source names its document element, as a one-key JSON source does
+                return tuple(dict.fromkeys(_xml_target(_render(t)) for t in tokens))
+            return tuple(dict.fromkeys(_xml_target(_render([ANY_ROOT, *t])) for t in tokens))
         return tuple(dict.fromkeys(_render(t) for t in tokens if t))
     source = _parse_source(code, source_fmt)
     if source is None:

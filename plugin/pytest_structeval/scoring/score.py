@@ -62,10 +62,11 @@ class TaskScore:
     # The code as the model wrote it (no unicode_escape step), from the same extraction, for
     # snapshots. Not in report.json ("code" is what was scored); "" in a score read back.
     document: str = field(default="", repr=False, compare=False)
-    # Derived XML paths only: the key score if a placeholder document element (``<root>``,
-    # ``<code>``...) around one element were looked through. The grader's xmltodict parse keeps
-    # the wrapper as a path level, so the score does not credit it; the competition estimate's
-    # interval does (report/estimate.py), as the organisers' "partly modified" grader might.
+    # Derived XML paths only: the key score if the document element were read as the model chose
+    # it: a placeholder element (``<root>``, ``<code>``...) around one element looked through, a
+    # root no source names (``ANY_ROOT`` paths) bound to the answer's. The grader's xmltodict
+    # parse keeps the wrapper as a path level and its paths name a fixed root, so the score does
+    # not credit either; the competition estimate's interval does (report/estimate.py).
     unwrapped_key_score: float | None = None
 
     @property
@@ -142,12 +143,12 @@ def _check(path: str, value: object, *, derived_xml: bool) -> PathCheck:
     An XML answer is the ``xmltodict`` tree, so the first token must be the real root element
     (a generic ``<root>``/``<code>`` wrapper around ``<museum>`` fails ``museum.*`` paths), and a
     list token needs a repeated element at that spot (one ``<book>`` is a dict, so ``[0]`` fails;
-    a ``<books><book>…`` wrapper is ``books.book``, not ``books[0]``). Only ``ANY_ROOT`` paths,
-    derived where no source names the root (CSV sources), bind their first token to whichever
-    root element the answer has.
+    a ``<books><book>…`` wrapper is ``books.book``, not ``books[0]``). An ``ANY_ROOT`` path,
+    derived where nothing names the root (CSV sources), is not found: the grader's path names
+    some fixed root, and which one is unknown.
     """
     if derived_xml:
-        return _check_derived_xml(path, value)
+        return _check_derived_xml(path, value, bind_root=False)
     return check_path(value, path)
 
 
@@ -162,28 +163,32 @@ def _placeholder_child(value: object) -> dict[str, object] | None:
 
 
 def _unwrapped_keys(expected: tuple[str, ...], value: object) -> float | None:
-    """Key score with a placeholder document element looked through; None where there is none.
+    """Key score with the document element read as the model chose it; None where that changes
+    nothing the score reads: a placeholder document element looked through, an ``ANY_ROOT``
+    path bound to the answer's root element.
 
     A path that names the placeholder itself is checked as it stands."""
     inner = _placeholder_child(value)
-    if inner is None or not expected:
+    unbound = any(path.startswith(ANY_ROOT) for path in expected)
+    if (inner is None and not unbound) or not expected:
         return None
-    name = next(iter(value))  # type: ignore[call-overload]
-    hits = sum(
-        1
-        for path in expected
-        if (
-            _check_derived_xml(path, value).found
-            if path.split(".", 1)[0] == name
-            else _check_derived_xml(path, inner).found or _check_derived_xml(path, value).found
+    name = next(iter(value)) if inner is not None else None  # type: ignore[call-overload]
+
+    def found(path: str) -> bool:
+        if _check_derived_xml(path, value, bind_root=True).found:
+            return True
+        return (
+            inner is not None
+            and path.split(".", 1)[0] != name
+            and _check_derived_xml(path, inner, bind_root=True).found
         )
-    )
-    return hits / len(expected)
+
+    return sum(1 for path in expected if found(path)) / len(expected)
 
 
-def _check_derived_xml(path: str, value: object) -> PathCheck:
+def _check_derived_xml(path: str, value: object, *, bind_root: bool) -> PathCheck:
     if path.startswith(ANY_ROOT):
-        if not (isinstance(value, dict) and len(value) == 1):
+        if not bind_root or not (isinstance(value, dict) and len(value) == 1):
             return PathCheck(False)
         value = next(iter(value.values()))
         path = path[len(ANY_ROOT) :].lstrip(".")
