@@ -8,7 +8,9 @@ work on them as on any test. Node ids read ``<task file>::<task_id>-<Task_name>`
 form of the name: no spaces) and ``<task file>::preflight::<check>``, where ``<task file>`` is
 the path from the rootdir, the bare file name for a file outside it, and ``open150.json`` for
 the bundled set wherever the package is installed; ``node_selection`` lets such an id be
-pasted back on the command line even where pytest cannot find it as a path.
+pasted back on the command line even where pytest cannot find it as a path. A sweep (several
+runs) puts each run's tasks under a collector named after the run:
+``<task file>::<run>::<task_id>-<Task_name>``, so ``-k <run>`` selects one run.
 """
 
 from __future__ import annotations
@@ -105,9 +107,10 @@ def run_check(structeval_check_result: Any) -> None:
 class TaskItem(pytest.Function):
     """One task; its verdict comes from the session's evaluation (``structeval_result``)."""
 
-    def __init__(self, *, task: Task, smoke: bool, **kwargs: Any) -> None:
+    def __init__(self, *, task: Task, smoke: bool, run: str | None = None, **kwargs: Any) -> None:
         super().__init__(callobj=evaluate_task, **kwargs)
         self.task = task
+        self.run = run  # the sweep's run this item belongs to; None for a single run
         self.add_marker(EVALUATION_MARKER)
         self.add_marker(task.fmt)
         self.add_marker(task.kind)
@@ -144,24 +147,54 @@ class Preflight(pytest.Collector):
             yield CheckItem.from_parent(self, name=name, check=name)
 
 
-class TaskFile(pytest.File):
-    """A task file: its preflight checks first, then its tasks in file order."""
+def _task_items(
+    parent: pytest.Collector, taskset: TaskSet, run: str | None
+) -> Iterator[TaskItem]:
+    smoke = {task.task_id for task in taskset.first_of_each_kind()}
+    for task in taskset:
+        yield TaskItem.from_parent(
+            parent,
+            name=f"{task.task_id}-{keyword_name(task.task_name)}",
+            task=task,
+            smoke=task.task_id in smoke,
+            run=run,
+        )
 
-    def __init__(self, *, taskset: TaskSet, checks: tuple[str, ...], **kwargs: Any) -> None:
+
+class RunTasks(pytest.Collector):
+    """One run of a sweep: its tasks, in file order."""
+
+    def __init__(self, *, taskset: TaskSet, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.taskset = taskset
+
+    def collect(self) -> Iterator[TaskItem]:
+        return _task_items(self, self.taskset, self.name)
+
+
+class TaskFile(pytest.File):
+    """A task file: its preflight checks first, then its tasks in file order (under one
+    collector per run in a sweep)."""
+
+    def __init__(
+        self,
+        *,
+        taskset: TaskSet,
+        checks: tuple[str, ...],
+        runs: tuple[str, ...] = (),
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.taskset = taskset
         self.checks = checks
+        self.runs = runs
 
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
         yield Preflight.from_parent(self, name="preflight", checks=self.checks)
-        smoke = {task.task_id for task in self.taskset.first_of_each_kind()}
-        for task in self.taskset:
-            yield TaskItem.from_parent(
-                self,
-                name=f"{task.task_id}-{keyword_name(task.task_name)}",
-                task=task,
-                smoke=task.task_id in smoke,
-            )
+        if not self.runs:
+            yield from _task_items(self, self.taskset, None)
+        for run in self.runs:
+            yield RunTasks.from_parent(self, name=run, taskset=self.taskset)
 
 
 def collect_items(collector: pytest.Collector) -> list[pytest.Item]:

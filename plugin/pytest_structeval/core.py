@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .backends.base import Backend, Generation, TaskFailure
+from .backends.base import Backend, Generation, TaskFailure, generate_runs
 from .backends.cache import GenerationCache
 from .backends.engine import validate_engine_args
 from .backends.replay import ReplayBackend
@@ -102,7 +102,7 @@ def make_backend(
                 settings.generations, TaskSet.load(settings.tasks)
             )
         return ReplayBackend(dict(replay_generations), source=str(settings.generations))
-    cache = _generation_cache(settings.cache, cache_dir)
+    cache = generation_cache(settings.cache, cache_dir)
     engine, sampling, serving = settings.engine, settings.sampling, settings.serving
     if serving.endpoint is not None:
         return OpenAIBackend(engine, sampling, serving, cache=cache)
@@ -120,7 +120,7 @@ def make_backend(
     return VllmBackend(engine, sampling, model_path=model_path, cache=cache)
 
 
-def _generation_cache(cache: Cache, directory: Path | None) -> GenerationCache | None:
+def generation_cache(cache: Cache, directory: Path | None) -> GenerationCache | None:
     if directory is not None:
         return GenerationCache(directory, refresh=cache.refresh)
     if cache.enabled:
@@ -160,6 +160,17 @@ class SharedGeneration:
     def generate(
         self, backend: Backend, tasks: Sequence[Task], *, on_phase: PhaseCallback | None = None
     ) -> dict[str, Generation]:
+        return self.generate_all([(backend, tasks)], on_phase=on_phase)[0]
+
+    def generate_all(
+        self,
+        work: Sequence[tuple[Backend, Sequence[Task]]],
+        *,
+        on_phase: PhaseCallback | None = None,
+        release: bool = False,
+    ) -> list[dict[str, Generation]]:
+        """``base.generate_runs`` once for every process of the run (one dict per backend)."""
+        backends = [backend for backend, _ in work]
         from filelock import FileLock  # light, but only multi-process runs need it
 
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -170,15 +181,23 @@ class SharedGeneration:
                 raise SharedGenerationError(failed.read_text(encoding="utf-8"))
             if done.exists():
                 for entry in json.loads(done.read_text(encoding="utf-8"))["task_failures"]:
-                    backend.failures[entry["task_id"]] = TaskFailure(**entry)
-                rest = [task for task in tasks if task.task_id not in backend.failures]
-                return backend.generate(rest, on_phase=on_phase, read_only=True)
+                    run = entry.pop("run", 0)
+                    backends[run].failures[entry["task_id"]] = TaskFailure(**entry)
+                rest = [
+                    (backend, [t for t in tasks if t.task_id not in backend.failures])
+                    for backend, tasks in work
+                ]
+                return generate_runs(rest, on_phase=on_phase, read_only=True)
             try:
-                generations = backend.generate(tasks, on_phase=on_phase)
+                generations = generate_runs(work, on_phase=on_phase, release=release)
             except Exception as exc:
                 write_atomic(failed, str(exc) or type(exc).__name__)
                 raise
-            failures = [failure.to_dict() for failure in backend.failures.values()]
+            failures = [
+                {**failure.to_dict(), "run": run}
+                for run, backend in enumerate(backends)
+                for failure in backend.failures.values()
+            ]
             write_atomic(done, json.dumps({"task_failures": failures}))
             return generations
 
@@ -231,6 +250,11 @@ class Evaluation:
                 self.settings, replay_generations=self.replay_generations, cache_dir=cache_dir
             )
         return self._backend
+
+    def share_backend(self, backend: Backend) -> None:
+        """Use ``backend`` (a sweep's, sharing an engine with other runs) unless one is built."""
+        if self._backend is None:
+            self._backend = backend
 
     @property
     def backend(self) -> Backend:

@@ -37,6 +37,7 @@ from .settings import (
     parse_format_weights,
     parse_vllm_args,
 )
+from .sweep import NamedRun, split_name, sweep_runs
 from .tasks import BUNDLED_TASKS
 
 # Any of these on the command line asks for an evaluation; without one the plugin adds no
@@ -121,11 +122,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add(
         "--model",
         dest="structeval_model",
-        metavar="ID_OR_PATH",
+        metavar="[NAME=]ID_OR_PATH",
+        action="append",
         default=None,
         help="HF model id, local model directory, or a built-in model: builtin:tiny (a random "
         "2-layer Qwen3, built locally) or builtin:smollm2 (SmolLM2-135M-Instruct) "
-        f"(default: {_default(Engine, 'model')}; ini: structeval_model).",
+        f"(default: {_default(Engine, 'model')}; ini: structeval_model); repeat it to sweep "
+        "checkpoints, one engine after another.",
     )
     add(
         "--tasks",
@@ -153,9 +156,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add(
         "--adapter",
         dest="structeval_adapter",
-        metavar="PATH_OR_ID",
+        metavar="[NAME=]PATH_OR_ID",
+        action="append",
         default=None,
-        help="evaluate a LoRA adapter through vLLM's LoRA support, without merging.",
+        help="evaluate a LoRA adapter through vLLM's LoRA support, without merging; repeat it "
+        "to sweep adapters on one engine (with --endpoint: a served LoRA module name).",
     )
     add(
         "--max-tokens",
@@ -321,10 +326,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add(
         "--baseline",
         dest="structeval_baseline",
-        metavar="PATH",
+        metavar="[NAME=]PATH",
+        action="append",
         default=None,
         help="an earlier run's report.json, or its --out directory: fail tasks that regressed "
-        "from 1.0, and the session when the overall score drops (--max-drop).",
+        "from 1.0, and the session when the overall score drops (--max-drop); in a sweep, every "
+        "run's baseline, or NAME=PATH for the run NAME.",
     )
     add(
         "--max-drop",
@@ -374,6 +381,9 @@ class Options:
 
     settings: Settings
     requested: bool
+    # Several --model or --adapter values: the sweep's runs (``settings`` is the first's);
+    # () for one run.
+    runs: tuple[NamedRun, ...] = ()
 
 
 def read_options(config: pytest.Config) -> Options:
@@ -387,6 +397,11 @@ def read_options(config: pytest.Config) -> Options:
     def path(value: str | None) -> Path | None:
         return (root / value).resolve() if value else None
 
+    models, adapters, baselines = opt("model") or [], opt("adapter") or [], opt("baseline") or []
+    one_adapter = split_name(adapters[0])[1] if adapters else None
+    one_baseline = split_name(baselines[-1])[1] if len(baselines) == 1 else None
+    if baselines and not one_baseline:
+        one_baseline = next((b for b in baselines if split_name(b)[0] is None), baselines[-1])
     weights_text = opt("format_weights") or config.getini("structeval_format_weights") or ""
     snapshots = path(opt("snapshot_dir") or config.getini("structeval_snapshot_dir"))
     snapshots_on = not opt("no_snapshots") and config.getini("structeval_snapshots")
@@ -398,8 +413,9 @@ def read_options(config: pytest.Config) -> Options:
                 max_tokens=opt("max_tokens"), temperature=opt("temperature"), seed=opt("seed")
             ),
             engine=Engine(
-                model=opt("model") or config.getini("structeval_model"),
-                adapter=opt("adapter"),
+                model=(split_name(models[0])[1] if models else None)
+                or config.getini("structeval_model"),
+                adapter=one_adapter,
                 max_model_len=opt("max_model_len"),
                 gpu_memory_utilization=opt("gpu_memory_utilization"),
                 dtype=opt("dtype"),
@@ -426,7 +442,7 @@ def read_options(config: pytest.Config) -> Options:
                 format_weights=parse_format_weights(weights_text) if weights_text else None,
             ),
             gate=Gate(
-                baseline=path(opt("baseline")),
+                baseline=path(one_baseline),
                 max_drop=opt("max_drop"),
                 strict_regressions=opt("strict_regressions"),
             ),
@@ -438,10 +454,17 @@ def read_options(config: pytest.Config) -> Options:
             ),
         )
         settings.check_given(given_options(config))
+        runs = sweep_runs(
+            settings,
+            models=models,
+            adapters=adapters,
+            baselines=[_rooted(b, root) for b in baselines],
+        )
     except SettingsError as exc:
         raise pytest.UsageError(str(exc)) from None
     return Options(
-        settings=settings,
+        runs=runs,
+        settings=runs[0].settings if runs else settings,
         requested=any(opt(name) not in (None, False) for name in EVALUATION_OPTIONS),
     )
 
@@ -464,3 +487,10 @@ _FIELD_OF = {
     "structeval_scoring_mode": "mode",
     "structeval_out": "out_dir",
 }
+
+
+def _rooted(text: str, root: Path) -> str:
+    """A ``[NAME=]PATH`` baseline with PATH made absolute from the invocation directory."""
+    name, value = split_name(text)
+    absolute = (root / value).resolve()
+    return f"{name}={absolute}" if name is not None else str(absolute)

@@ -61,13 +61,14 @@ from .report.snapshots import (
     unused_snapshots,
 )
 from .settings import Settings
+from .sweep import Sweep, compare, write_comparison
 from .tasks import FORMATS, InputError, Task
 
 pytest_addoption = options.pytest_addoption
 
 EXCHANGE_DIR = ".exchange"
 session_key = pytest.StashKey["StructevalSession"]()
-_requested_key = pytest.StashKey[tuple[options.Options, Evaluation]]()
+_requested_key = pytest.StashKey[tuple[options.Options, Evaluation, Sweep | None]]()
 # Node ids of the task file given as arguments that pytest could not resolve to a path.
 _node_args_key = pytest.StashKey[list[str]]()
 result_key = pytest.StashKey[TaskResult]()
@@ -85,10 +86,11 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
     if not opts.requested:
         return
     try:
-        evaluation = Evaluation(opts.settings)
+        sweep = Sweep(opts.runs) if opts.runs else None
+        evaluation = sweep.primary if sweep is not None else Evaluation(opts.settings)
     except (InputError, BaselineError, ValueError) as exc:
         raise pytest.UsageError(str(exc)) from None
-    config.stash[_requested_key] = (opts, evaluation)
+    config.stash[_requested_key] = (opts, evaluation, sweep)
     # A pasted-back id of a task file that pytest's collection does not reach: taken out of
     # pytest's arguments here, selected in pytest_collection_modifyitems.
     config.args, config.stash[_node_args_key] = split_node_args(
@@ -115,14 +117,14 @@ def pytest_configure(config: pytest.Config) -> None:
     requested = config.stash.get(_requested_key, None)
     if requested is None:
         return
-    opts, evaluation = requested
+    opts, evaluation, sweep = requested
     if config.get_verbosity() < 1:
         # vLLM's INFO lines (hundreds per run) only with -v; warnings and errors always; a
         # level the user set wins. Read by vLLM when it is imported, which is later.
         if "VLLM_LOGGING_LEVEL" not in os.environ:
             os.environ["VLLM_LOGGING_LEVEL"] = "WARNING"
             config.add_cleanup(lambda: os.environ.pop("VLLM_LOGGING_LEVEL", None))
-    plugin = StructevalSession(config, opts, evaluation)
+    plugin = StructevalSession(config, opts, evaluation, sweep)
     config.stash[session_key] = plugin
     config.pluginmanager.register(plugin, "structeval-session")
     if plugin.is_controller:
@@ -136,6 +138,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     plugin = config.stash.get(session_key, None)
     if plugin is not None:
         plugin.evaluation.close()
+        if plugin.sweep is not None:
+            plugin.sweep.close()
         config.pluginmanager.unregister(plugin)
         if config.pluginmanager.is_registered(plugin.clock):
             config.pluginmanager.unregister(plugin.clock)
@@ -163,7 +167,13 @@ class StructevalSession:
     config: pytest.Config
     opts: options.Options
     evaluation: Evaluation
+    sweep: Sweep | None = None  # several runs (--adapter or --model given more than once)
     selected: list[Task] = field(default_factory=list)
+    selected_by_run: dict[str, list[Task]] = field(default_factory=dict)
+    run_records: dict[str, dict[str, TaskRecord]] = field(default_factory=dict)
+    run_finished: dict[str, Finished] = field(default_factory=dict)
+    comparison: Any = None  # the sweep's report.runs.RunsComparison, once written
+    _run_generations: dict[str, dict[str, Generation]] = field(default_factory=dict)
     records: dict[str, TaskRecord] = field(default_factory=dict)
     worker_meta: list[dict[str, Any]] = field(default_factory=list)
     finished: Finished | None = None
@@ -216,8 +226,9 @@ class StructevalSession:
         return None
 
     def _task_file(self, parent: pytest.Collector, **kwargs: Any) -> TaskFile:
+        runs = tuple(run.name for run in self.sweep.runs) if self.sweep is not None else ()
         return TaskFile.from_parent(
-            parent, taskset=self.evaluation.tasks, checks=CHECK_NAMES, **kwargs
+            parent, taskset=self.evaluation.tasks, checks=CHECK_NAMES, runs=runs, **kwargs
         )
 
     @pytest.hookimpl(tryfirst=True)
@@ -249,8 +260,15 @@ class StructevalSession:
         """The final selection is known: check it can be served, and find out, before any
         check runs, whether it needs an engine at all."""
         self.clock.lap("collection")
-        chosen = {item.task.task_id for item in session.items if isinstance(item, TaskItem)}
+        items = [item for item in session.items if isinstance(item, TaskItem)]
+        chosen = {item.task.task_id for item in items}
         self.selected = [task for task in self.evaluation.tasks if task.task_id in chosen]
+        if self.sweep is not None:
+            pairs = {(item.run, item.task.task_id) for item in items}
+            self.selected_by_run = {
+                run.name: [t for t in self.evaluation.tasks if (run.name, t.task_id) in pairs]
+                for run in self.sweep.runs
+            }
         try:
             self.evaluation.check_selection(self.selected)
         except InputError as exc:
@@ -286,16 +304,27 @@ class StructevalSession:
         if built is not None and not (built / "config.json").is_file():
             return False
         try:
+            if self.sweep is not None:
+                self._backend()
+                return not any(
+                    self.sweep.evaluations[name].backend.lookup(tasks)[1]
+                    for name, tasks in self.selected_by_run.items()
+                )
             _, misses = self._backend().lookup(self.selected)
         except Exception:
             return False
         return not misses
 
-    def _backend(self):
+    def _cache_dir(self) -> Path | None:
         if self.worker_count() > 1 and not self.settings.cache.enabled:
             # Workers must share what one of them generates even with --no-cache.
-            return self.evaluation.backend_for(cache_dir=self.exchange() / "cache")
-        return self.evaluation.backend
+            return self.exchange() / "cache"
+        return None
+
+    def _backend(self):
+        if self.sweep is not None:
+            return self.sweep.backends(cache_dir=self._cache_dir())[0]
+        return self.evaluation.backend_for(cache_dir=self._cache_dir())
 
     def worker_count(self) -> int:
         workerinput = getattr(self.config, "workerinput", None)
@@ -380,6 +409,18 @@ class StructevalSession:
     def _generate(self) -> dict[str, Generation]:
         backend = self._backend()
         shared = SharedGeneration(self.exchange()) if self.worker_count() > 1 else None
+        if self.sweep is not None:
+            self._run_generations = self.sweep.generate(
+                self.selected_by_run, on_phase=self.phase, shared=shared, cache_dir=self._cache_dir()
+            )
+            backends = self.sweep.backends(cache_dir=self._cache_dir())
+            self.phase(
+                f"{sum(map(len, self._run_generations.values()))} generations for "
+                f"{len(backends)} runs ready in {self.sweep.timings['generation']:.1f} s "
+                f"({sum(b.stats.cache_hits for b in backends)} from cache, "
+                f"{sum(b.stats.engine_builds for b in backends)} engine builds)"
+            )
+            return self._run_generations.get(self.sweep.runs[0].name, {})
         generations = self.evaluation.generate(self.selected, on_phase=self.phase, shared=shared)
         if not self.settings.replay:
             self.phase(
@@ -413,12 +454,17 @@ class StructevalSession:
         """Score and judge the item's output, then compare it with its snapshot. A task whose
         generation failed for good (a server's answer that never came) is an error with its
         cause; the other tasks still score."""
-        generation = self.generations().get(item.task.task_id)
+        generations = self.generations()
+        evaluation = self.evaluation
+        if item.run is not None and self.sweep is not None:
+            evaluation = self.sweep.evaluations[item.run]
+            generations = self._run_generations.get(item.run, {})
+        generation = generations.get(item.task.task_id)
         if generation is None:
-            failure = self.evaluation.failures.get(item.task.task_id)
+            failure = evaluation.failures.get(item.task.task_id)
             pytest.fail(failure.message() if failure else "no generation", pytrace=False)
-        result = self.evaluation.score(item.task, generation)
-        result = self._snapshot(result, request)
+        result = evaluation.score(item.task, generation)
+        result = self._snapshot(result, request, evaluation.settings)
         item.stash[result_key] = result
         item.user_properties.extend(
             [
@@ -429,11 +475,11 @@ class StructevalSession:
         )
         return result
 
-    def snapshot_slug(self) -> str:
+    def snapshot_slug(self, settings: Settings | None = None) -> str:
         """The snapshot folder's name: the model (+ adapter, + the settings that change its
         outputs), or the replayed file (its path relative to the rootdir when inside it, so
-        that the name is the same on every checkout)."""
-        s = self.settings
+        that the name is the same on every checkout). ``settings``: a sweep's run's."""
+        s = settings if settings is not None else self.settings
         if s.replay:
             assert s.generations is not None
             path = s.generations
@@ -442,7 +488,9 @@ class StructevalSession:
             return snapshot_slug(None, generations=path.as_posix())
         return snapshot_slug(s.engine.model, s.engine.adapter, variant=s.output_variant())
 
-    def _snapshot(self, result: TaskResult, request: pytest.FixtureRequest) -> TaskResult:
+    def _snapshot(
+        self, result: TaskResult, request: pytest.FixtureRequest, settings: Settings
+    ) -> TaskResult:
         """Compare the output with its snapshot. A change is reported (the summary's count,
         the record's ``snapshot: changed`` and the diff in the test's report sections); it never changes the
         task's verdict, which comes from the score and the baseline only."""
@@ -454,7 +502,7 @@ class StructevalSession:
                 root=self.snapshot_dir,
                 task_id=result.task.task_id,
                 fmt=result.task.fmt,
-                slug=self.snapshot_slug(),
+                slug=self.snapshot_slug(settings),
                 # The document as the model wrote it (no unicode_escape step), from the
                 # scorer's own extraction.
                 content=result.score.document,
@@ -480,6 +528,8 @@ class StructevalSession:
         if result is not None and report.when == "call":
             # Plain JSON-safe data on the report travels from xdist workers to the controller.
             report.structeval = result.record()  # type: ignore[attr-defined]
+            if getattr(item, "run", None) is not None:
+                report.structeval_run = item.run  # type: ignore[attr-defined]
         return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -491,7 +541,12 @@ class StructevalSession:
             return
         status = "xfailed" if hasattr(report, "wasxfail") else report.outcome
         # Typed once, here, where the JSON a worker sent arrives.
-        self.records[record["task_id"]] = TaskRecord.from_dict({**record, "status": status})
+        typed = TaskRecord.from_dict({**record, "status": status})
+        run = getattr(report, "structeval_run", None)
+        if run is not None:
+            self.run_records.setdefault(run, {})[record["task_id"]] = typed
+        else:
+            self.records[record["task_id"]] = typed
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
@@ -503,13 +558,20 @@ class StructevalSession:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         # The engine goes now, not at unconfigure: its shutdown messages come before the
         # terminal summary, not after pytest's last line.
-        self.evaluation.close()
+        (self.sweep or self.evaluation).close()
         if not self.is_controller:
-            session.config.workeroutput["structeval"] = self.evaluation.local_meta()  # type: ignore[attr-defined]
+            meta = self.evaluation.local_meta()
+            if self.sweep is not None:
+                meta = {
+                    "runs": {n: e.local_meta() for n, e in self.sweep.evaluations.items()}
+                }
+            session.config.workeroutput["structeval"] = meta  # type: ignore[attr-defined]
             return
         shutil.rmtree(self.settings.output.out_dir / EXCHANGE_DIR, ignore_errors=True)
         if self.blocked is not None and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a blocked run evaluated nothing
+        if self.sweep is not None:
+            self._finish_sweep(session)
         if self.records:
             meta = self.evaluation.meta(
                 self.worker_meta, extra_versions={"pytest": pytest.__version__}
@@ -562,7 +624,51 @@ class StructevalSession:
         if self.verdict.reasons:
             xml.add_global_property("structeval_reasons", "; ".join(self.verdict.reasons))
 
+    def _finish_sweep(self, session: pytest.Session) -> None:
+        """Each run's outputs under ``<out>/<run>/``, then the comparison of them all."""
+        assert self.sweep is not None
+        versions = {"pytest": pytest.__version__}
+        for name, evaluation in self.sweep.evaluations.items():
+            records = self.run_records.get(name)
+            if not records:
+                continue
+            parts = [m["runs"][name] for m in self.worker_meta if "runs" in m]
+            meta = {**evaluation.meta(parts, extra_versions=versions), "run": name}
+            finished = evaluation.finish(
+                records, selected=self.selected_by_run.get(name), meta=meta
+            )
+            self.run_finished[name] = finished
+            dropped = finished.report is not None and finished.report.failed_gate
+            if (finished.error is not None or dropped) and session.exitstatus == 0:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        self.comparison = compare(
+            {n: self.sweep.evaluations[n].settings.output.out_dir for n in self.run_finished}
+        )
+        if self.comparison is not None:
+            write_comparison(self.comparison, self.sweep.comparison_page)
+
+    def _sweep_summary(self, terminalreporter: Any) -> None:
+        assert self.sweep is not None
+        for name, finished in self.run_finished.items():
+            terminalreporter.write_sep("=", f"structeval summary: {name}")
+            if finished.report is not None:
+                for line in finished.report.lines():
+                    terminalreporter.write_line(line)
+            if finished.error is not None:
+                terminalreporter.write_line(
+                    f"structeval: the reports of {name} were not all written ({finished.error})",
+                    red=True,
+                )
+            terminalreporter.write_line("written: " + ", ".join(map(str, finished.written)))
+        if self.comparison is not None:
+            terminalreporter.write_sep("=", f"structeval comparison of {len(self.run_finished)} runs")
+            for line in self.comparison.lines():
+                terminalreporter.write_line(line)
+            terminalreporter.write_line(f"written: {self.sweep.comparison_page}")
+
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.sweep is not None:
+            self._sweep_summary(terminalreporter)
         finished = self.finished
         if finished is not None:
             terminalreporter.write_sep("=", "structeval summary")

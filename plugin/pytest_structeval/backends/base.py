@@ -125,30 +125,49 @@ class Backend(ABC):
     ) -> dict[str, Generation]:
         """Return a generation for every task, generating only what the cache lacks; a task
         whose generation failed is missing from the result and present in ``failures``."""
-        results, misses = self.lookup(tasks, read_only=read_only)
-        self.stats.cache_hits += len(results)
-        for task_id in results:
-            self.failures.pop(task_id, None)
-        if misses:
-            started = time.perf_counter()
-            identity = self.cache_identity()
-            cache = self.cache
-            by_id = {task.task_id: task for task in misses}
-            store = (
-                (lambda g: cache.put(identity, by_id[g.task_id], g))
-                if cache is not None and identity is not None
-                else None
+        return generate_runs([(self, tasks)], on_phase=on_phase, read_only=read_only)[0]
+
+    @property
+    def lead(self) -> Backend:
+        """The backend that generates this one's misses, in one call with those of every other
+        backend that has the same lead (a sweep's adapters on one engine); itself by default."""
+        return self
+
+    def _generate_requests(
+        self,
+        requests: Sequence[tuple[Backend, Task]],
+        *,
+        stores: Sequence[Callable[[Generation], None] | None],
+        on_phase: Callable[[str], None] | None,
+    ) -> list[Generation | TaskFailure | None]:
+        """The lead's hook for several backends: one outcome per ``(backend, task)`` request,
+        in order; ``stores[i]`` keeps request ``i``'s generation. By default the lead serves
+        only itself, through ``_generate``."""
+        if any(backend is not self for backend, _ in requests):
+            raise ValueError(f"{type(self).__name__} generates for itself only")
+        index = {task.task_id: i for i, (_, task) in enumerate(requests)}
+
+        def store(generation: Generation) -> None:
+            keep = stores[index[generation.task_id]]
+            if keep is not None:
+                keep(generation)
+
+        outcomes = {
+            outcome.task_id: outcome
+            for outcome in self._generate(
+                [task for _, task in requests],
+                store=store if any(s is not None for s in stores) else None,
+                on_phase=on_phase,
             )
-            for outcome in self._generate(misses, store=store, on_phase=on_phase):
-                if isinstance(outcome, TaskFailure):
-                    self.failures[outcome.task_id] = outcome
-                    self.stats.failed += 1
-                else:
-                    results[outcome.task_id] = outcome
-                    self.failures.pop(outcome.task_id, None)
-                    self.stats.generated += 1
-            self.stats.add_time("generate_total", time.perf_counter() - started)
-        return {task.task_id: results[task.task_id] for task in tasks if task.task_id in results}
+        }
+        return [outcomes.get(task.task_id) for _, task in requests]
+
+    def _store_for(self, task: Task) -> Callable[[Generation], None] | None:
+        identity = self.cache_identity()
+        cache = self.cache
+        if cache is None or identity is None:
+            return None
+        return lambda generation: cache.put(identity, task, generation)
 
     @abstractmethod
     def _generate(
@@ -174,3 +193,58 @@ class Backend(ABC):
         """Release engines, servers and files. Safe to call twice. ``grace``: the seconds an
         engine's processes get to stop before they are killed (None: the engine's default;
         after Ctrl-C they are already stopping, and the user waits)."""
+
+
+def generate_runs(
+    work: Sequence[tuple[Backend, Sequence[Task]]],
+    *,
+    on_phase: Callable[[str], None] | None = None,
+    read_only: bool = False,
+    release: bool = False,
+) -> list[dict[str, Generation]]:
+    """Each backend's generations of its tasks (one dict per backend, in order), each backend
+    keeping its own cache identity, counters and failures. The misses of backends that share a
+    lead go to that lead in one call (one batch); leads take their turns in order, and with
+    ``release`` each lead is closed (its engine's memory freed) before the next one starts."""
+    backends = [backend for backend, _ in work]
+    results: list[dict[str, Generation]] = []
+    misses: list[list[Task]] = []
+    for backend, tasks in work:
+        hits, missing = backend.lookup(tasks, read_only=read_only)
+        backend.stats.cache_hits += len(hits)
+        for task_id in hits:
+            backend.failures.pop(task_id, None)
+        results.append(hits)
+        misses.append(missing)
+    groups: dict[int, list[int]] = {}
+    for i, backend in enumerate(backends):
+        groups.setdefault(id(backend.lead), []).append(i)
+    for indices in groups.values():
+        lead = backends[indices[0]].lead
+        requests = [(i, backends[i], task) for i in indices for task in misses[i]]
+        if requests:
+            started = time.perf_counter()
+            outcomes = lead._generate_requests(
+                [(backend, task) for _, backend, task in requests],
+                stores=[backend._store_for(task) for _, backend, task in requests],
+                on_phase=on_phase,
+            )
+            for (i, backend, _), outcome in zip(requests, outcomes, strict=True):
+                if outcome is None:
+                    continue
+                if isinstance(outcome, TaskFailure):
+                    backend.failures[outcome.task_id] = outcome
+                    backend.stats.failed += 1
+                else:
+                    results[i][outcome.task_id] = outcome
+                    backend.failures.pop(outcome.task_id, None)
+                    backend.stats.generated += 1
+            lead.stats.add_time("generate_total", time.perf_counter() - started)
+        if release and len(groups) > 1:
+            lead.close()
+            if on_phase and requests:
+                on_phase(f"engine released ({len(requests)} generations done)")
+    return [
+        {task.task_id: found[task.task_id] for task in tasks if task.task_id in found}
+        for found, (_, tasks) in zip(results, work, strict=True)
+    ]

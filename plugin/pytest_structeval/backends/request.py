@@ -48,10 +48,11 @@ def engine_args(
     *,
     model_path: str,
     max_lora_rank: int | None = None,
+    max_loras: int = 1,
     cpu: bool = False,
 ) -> dict[str, object]:
     """``vllm.LLM``'s keyword arguments. ``max_lora_rank``: the adapter's validated rank when
-    there is one; ``cpu``: the platform is vLLM's CPU one (``dtype="auto"`` is float32 there,
+    there is one, ``max_loras`` how many adapters one batch holds (a sweep's); ``cpu``: the platform is vLLM's CPU one (``dtype="auto"`` is float32 there,
     see ``settings.Engine``). ``vllm_args`` win over everything."""
     dtype = engine.dtype
     if dtype == "auto" and cpu:
@@ -66,7 +67,7 @@ def engine_args(
     if engine.gpu_memory_utilization is not None:
         args["gpu_memory_utilization"] = engine.gpu_memory_utilization
     if max_lora_rank is not None:
-        args.update(enable_lora=True, max_lora_rank=max_lora_rank, max_loras=1)
+        args.update(enable_lora=True, max_lora_rank=max_lora_rank, max_loras=max_loras)
     if engine.structured_outputs:
         args["structured_outputs_config"] = {"backend": "xgrammar", "disable_any_whitespace": True}
     args.update(engine.vllm_args)  # the user's passthrough wins
@@ -79,12 +80,17 @@ def requested_lora_rank(engine: Engine) -> int | None:
     return int(value) if isinstance(value, (int, str)) and str(value).isdigit() else None
 
 
-def served_engine_args(args: Mapping[str, object], adapter_path: str | None) -> dict[str, object]:
+def served_engine_args(
+    args: Mapping[str, object], adapters: Mapping[str, str] | str | None
+) -> dict[str, object]:
     """The session's server's engine arguments (``server.engine_flags`` makes them flags): the
-    in-process engine's, plus the adapter as a LoRA module named ``ADAPTER_MODULE``."""
+    in-process engine's, plus each adapter as a LoRA module (``{module name: path}``; one path
+    alone is named ``ADAPTER_MODULE``)."""
     served = dict(args)
-    if adapter_path is not None:
-        served["lora_modules"] = [f"{ADAPTER_MODULE}={adapter_path}"]
+    if isinstance(adapters, str):
+        adapters = {ADAPTER_MODULE: adapters}
+    if adapters:
+        served["lora_modules"] = [f"{name}={path}" for name, path in adapters.items()]
     return served
 
 
@@ -190,9 +196,10 @@ def engine_identity(
 
 def identity_args(args: Mapping[str, object]) -> dict[str, object]:
     """The engine arguments that decide the output: not the memory knobs (a fallback rung
-    reuses the same entries) nor where the model lies (it is identified by its files)."""
+    reuses the same entries), nor where the model lies (it is identified by its files), nor how
+    many adapters share the engine (a sweep's adapter keeps the entries of its own run)."""
     return {
         k: v
         for k, v in args.items()
-        if k not in MEMORY_ONLY_ARGS and k not in ("model", "tokenizer")
+        if k not in MEMORY_ONLY_ARGS and k not in ("model", "tokenizer", "max_loras")
     }

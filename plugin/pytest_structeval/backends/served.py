@@ -553,6 +553,10 @@ class VllmServeBackend(Backend):
         model_path: str | None = None,
         cache: GenerationCache | None = None,
         progress: bool | Callable[..., Any] = True,
+        max_lora_rank: int | None = None,
+        lora_modules: Mapping[str, str] | None = None,
+        module: str | None = None,
+        lead: VllmServeBackend | None = None,
     ) -> None:
         super().__init__(cache=cache)
         if engine.model is None:
@@ -563,21 +567,30 @@ class VllmServeBackend(Backend):
         self.progress = progress
         self.model_path = model_path if model_path is not None else resolve_model(engine.model)
         adapter = (
-            validate_adapter(engine.adapter, max_lora_rank=request.requested_lora_rank(engine))
+            validate_adapter(
+                engine.adapter, max_lora_rank=max_lora_rank or request.requested_lora_rank(engine)
+            )
             if engine.adapter
             else None
         )
         self.adapter_path = adapter.path if adapter else None
+        # A sweep's adapters on one server: every one is a LoRA module (``lora_modules``, module
+        # name -> path) and ``lead`` (the first adapter's backend) starts the server; this
+        # backend's requests name ``module``.
+        self.module = module or (ADAPTER_MODULE if self.adapter_path else None)
+        modules = lora_modules if lora_modules is not None else self.adapter_path
+        self._lead = lead
         self.engine_args = request.engine_args(
             engine,
             sampling,
             model_path=self.model_path,
             max_lora_rank=adapter.max_lora_rank if adapter else None,
+            max_loras=len(lora_modules) if lora_modules else 1,
             cpu=platform_is_cpu(),
         )
         self.served_model_name = engine.model
         self.server = VllmServer(
-            request.served_engine_args(self.engine_args, self.adapter_path),
+            request.served_engine_args(self.engine_args, modules),
             log_dir=log_dir,
             server_args=serving.serve_args,
             served_model_name=self.served_model_name,
@@ -607,6 +620,26 @@ class VllmServeBackend(Backend):
             "server_args": list(self.server.server_args),
         }
 
+    @property
+    def lead(self) -> VllmServeBackend:
+        return self._lead if self._lead is not None else self
+
+    def _client_for(self, server: VllmServer, module: str | None) -> OpenAIClient:
+        return OpenAIClient(
+            server.url,
+            model=self.served_model_name,
+            adapter=module,
+            api_key=server.api_key,
+            sampling=self.sampling,
+            structured_outputs=self.engine.structured_outputs,
+            policy=replace(
+                self.policy,
+                concurrency=self.policy.concurrency or DEFAULT_CONCURRENCY * server.replicas(),
+            ),
+            progress=self.progress,
+            trust_env=False,  # a loopback server: no proxy may stand in between
+        )
+
     def _start(self, on_phase: Callable[[str], None] | None) -> OpenAIClient:
         if self.client is not None and self.server.process is not None:
             if self.server.exit_code() is None:
@@ -616,21 +649,7 @@ class VllmServeBackend(Backend):
         self.server.start()
         self.stats.servers_started += 1
         try:
-            client = OpenAIClient(
-                self.server.url,
-                model=self.served_model_name,
-                adapter=ADAPTER_MODULE if self.adapter_path else None,
-                api_key=self.server.api_key,
-                sampling=self.sampling,
-                structured_outputs=self.engine.structured_outputs,
-                policy=replace(
-                    self.policy,
-                    concurrency=self.policy.concurrency
-                    or DEFAULT_CONCURRENCY * self.server.replicas(),
-                ),
-                progress=self.progress,
-                trust_env=False,  # a loopback server: no proxy may stand in between
-            )
+            client = self._client_for(self.server, self.module)
             client.connect()
         except BaseException:
             self.server.stop()
@@ -652,6 +671,43 @@ class VllmServeBackend(Backend):
             )
         return client
 
+    def _generate_requests(
+        self,
+        requests: Sequence[tuple[Backend, Task]],
+        *,
+        stores: Sequence[Callable[[Generation], None] | None],
+        on_phase: Callable[[str], None] | None,
+    ) -> list[Generation | TaskFailure | None]:
+        """The backends this one leads, one after another through its server (each send
+        keeps the server's batch full on its own)."""
+        if all(backend is self for backend, _ in requests):
+            return super()._generate_requests(requests, stores=stores, on_phase=on_phase)
+        self._start(on_phase)
+        outcomes: list[Generation | TaskFailure | None] = [None] * len(requests)
+        for backend in dict.fromkeys(backend for backend, _ in requests):
+            if not isinstance(backend, VllmServeBackend) or backend.lead is not self:
+                raise ValueError("a VllmServeBackend generates for the backends it leads only")
+            if backend is not self:
+                backend.client = backend.client or self._client_for(self.server, backend.module)
+            mine = [i for i, (b, _) in enumerate(requests) if b is backend]
+            found = backend._send([requests[i][1] for i in mine], [stores[i] for i in mine])
+            for i in mine:
+                outcomes[i] = found.get(requests[i][1].task_id)
+        return outcomes
+
+    def _send(
+        self, tasks: Sequence[Task], stores: Sequence[Callable[[Generation], None] | None]
+    ) -> dict[str, Generation | TaskFailure]:
+        keep = {task.task_id: store for task, store in zip(tasks, stores, strict=True)}
+
+        def store(generation: Generation) -> None:
+            put = keep[generation.task_id]
+            if put is not None:
+                put(generation)
+
+        assert self.client is not None
+        return {o.task_id: o for o in self._sent(self.client, tasks, store, None)}
+
     def _generate(
         self,
         tasks: Sequence[Task],
@@ -659,17 +715,26 @@ class VllmServeBackend(Backend):
         store: Callable[[Generation], None] | None,
         on_phase: Callable[[str], None] | None,
     ) -> Iterable[Generation | TaskFailure]:
-        client = self._start(on_phase)
+        return self._sent(self._start(on_phase), tasks, store, on_phase)
+
+    def _sent(
+        self,
+        client: OpenAIClient,
+        tasks: Sequence[Task],
+        store: Callable[[Generation], None] | None,
+        on_phase: Callable[[str], None] | None,
+    ) -> list[Generation | TaskFailure]:
         batch = client.send(tasks, store)
         self.stats.retries += batch.retries
         self.stats.add_time("generation", batch.seconds)
         if on_phase:
             on_phase(_phase_line(batch, len(tasks), client.base_url))
         outcomes = batch.outcomes
-        code = self.server.exit_code()
+        server = self.lead.server
+        code = server.exit_code()
         if code is not None:
             # The requests failed because the server died: say so, with where to look.
-            note = f" (the vLLM server exited with code {code}; see {self.server.log_path})"
+            note = f" (the vLLM server exited with code {code}; see {server.log_path})"
             outcomes = [
                 replace(o, cause=o.cause + note) if isinstance(o, TaskFailure) else o
                 for o in outcomes
@@ -709,5 +774,8 @@ class VllmServeBackend(Backend):
         }
 
     def close(self, *, grace: float | None = None) -> None:
-        """Stop the server (its own bounded stop; ``grace`` is for in-process engines); ``meta`` still reports it, and a later miss starts a new one."""
-        self.server.stop()
+        """Stop the server (its own bounded stop; ``grace`` is for in-process engines); ``meta``
+        still reports it, and a later miss starts a new one. A run that shares another's server
+        (a sweep) leaves it to that one."""
+        if self._lead is None:
+            self.server.stop()

@@ -12,6 +12,7 @@ stores each generation the moment it finishes.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -49,6 +50,9 @@ class VllmBackend(Backend):
         cache: GenerationCache | None = None,
         progress: bool | Callable[..., Any] = True,
         ladder: Sequence[Mapping[str, object]] | None = None,
+        max_lora_rank: int | None = None,
+        max_loras: int = 1,
+        lead: VllmBackend | None = None,
     ) -> None:
         super().__init__(cache=cache)
         if engine.model is None:
@@ -58,7 +62,9 @@ class VllmBackend(Backend):
         self.progress = progress
         self.model_path = model_path if model_path is not None else resolve_model(engine.model)
         self.adapter = (
-            validate_adapter(engine.adapter, max_lora_rank=request.requested_lora_rank(engine))
+            validate_adapter(
+                engine.adapter, max_lora_rank=max_lora_rank or request.requested_lora_rank(engine)
+            )
             if engine.adapter
             else None
         )
@@ -67,8 +73,12 @@ class VllmBackend(Backend):
             sampling,
             model_path=self.model_path,
             max_lora_rank=self.adapter.max_lora_rank if self.adapter else None,
+            max_loras=max_loras,
             cpu=platform_is_cpu(),
         )
+        # A sweep's adapters on one engine: ``lead`` (the first adapter's backend) starts it
+        # and generates every adapter's misses in one batch (``base.generate_runs``).
+        self._lead = lead
         self.sampling_params = request.sampling_params(sampling)
         self.ladder = (
             list(ladder)
@@ -125,6 +135,10 @@ class VllmBackend(Backend):
 
     # -- generation -----------------------------------------------------------------------
 
+    @property
+    def lead(self) -> VllmBackend:
+        return self._lead if self._lead is not None else self
+
     def _start(self, on_phase: Callable[[str], None] | None) -> VllmEngine:
         if self._running is not None:
             return self._running
@@ -150,16 +164,36 @@ class VllmBackend(Backend):
         store: Callable[[Generation], None] | None,
         on_phase: Callable[[str], None] | None,
     ) -> Iterable[Generation]:
+        return self._generate_requests(
+            [(self, task) for task in tasks], stores=[store] * len(tasks), on_phase=on_phase
+        )
+
+    def _generate_requests(
+        self,
+        requests: Sequence[tuple[Backend, Task]],
+        *,
+        stores: Sequence[Callable[[Generation], None] | None],
+        on_phase: Callable[[str], None] | None,
+    ) -> list[Generation]:
+        """One ``LLM.chat`` for every request, each with its backend's adapter (a LoRA request
+        per conversation) and stored under its backend's identity."""
         from vllm import SamplingParams  # lazy: see the module docstring
 
+        backends = [backend for backend, _ in requests]
+        tasks = [task for _, task in requests]
+        if not all(isinstance(b, VllmBackend) and b.lead is self for b in backends):
+            raise ValueError("a VllmBackend generates for the backends it leads only")
         engine = self._start(on_phase)
         llm = engine.llm
-        used = self._identity_for(engine.requested)
-        if self.cache is not None and store is not None and used != self.cache_identity():
-            # A fallback rung changed an output-relevant argument (max_model_len): key these
-            # generations by what actually produced them, not by what was asked for.
-            cache, by_id = self.cache, {task.task_id: task for task in tasks}
-            store = lambda g: cache.put(used, by_id[g.task_id], g)  # noqa: E731
+        stores = list(stores)
+        for i, (backend, task) in enumerate(requests):
+            assert isinstance(backend, VllmBackend)
+            used = backend._identity_for(engine.requested)
+            if backend.cache is not None and stores[i] is not None:
+                if used != backend.cache_identity():
+                    # A fallback rung changed an output-relevant argument (max_model_len): key
+                    # these generations by what actually produced them, not by what was asked.
+                    stores[i] = functools.partial(backend.cache.put, used, task)
         if self.engine.structured_outputs:
             from vllm.sampling_params import StructuredOutputsParams
 
@@ -176,11 +210,20 @@ class VllmBackend(Backend):
             ]
         else:
             sampling = SamplingParams(**self.sampling_params)
-        lora = None
-        if self.adapter is not None:
+        lora: Any = None
+        paths = [b.adapter.path if b.adapter else None for b in backends]  # type: ignore[attr-defined]
+        if any(paths):
             from vllm.lora.request import LoRARequest
 
-            lora = LoRARequest(lora_name="adapter", lora_int_id=1, lora_path=self.adapter.path)
+            ids = {p: n + 1 for n, p in enumerate(dict.fromkeys(p for p in paths if p))}
+            made = {
+                p: LoRARequest(
+                    lora_name="adapter" if i == 1 else f"adapter{i}", lora_int_id=i, lora_path=p
+                )
+                for p, i in ids.items()
+            }
+            per_request = [made[p] if p else None for p in paths]
+            lora = per_request[0] if len(ids) == 1 and all(paths) else per_request
 
         stored: set[int] = set()
         first_id = int(getattr(llm.request_counter, "counter", 0))
@@ -193,8 +236,9 @@ class VllmBackend(Backend):
                 request.finish_reason_of(output.outputs[0].finish_reason),
                 prompt_tokens=len(prompt) if prompt is not None else None,
             )
-            if store is not None and index not in stored:
-                store(generation)
+            keep = stores[index]
+            if keep is not None and index not in stored:
+                keep(generation)
                 stored.add(index)
             return generation
 
