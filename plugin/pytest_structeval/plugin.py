@@ -284,7 +284,10 @@ class StructevalSession:
 
     def check_engine_args(self) -> None:
         """The user's engine arguments against the installed vLLM, once its import is done; a
-        bad one stops the run as a usage error (exit 4) before any engine starts."""
+        bad one stops the run as a usage error (exit 4) before any engine starts. Nothing to
+        check (and nothing imported) when every generation is cached."""
+        if self._engine_not_needed is not None:
+            return
         if self._vllm_import is not None:
             self.clock.add("vLLM import (the part not overlapped)", self._vllm_import.wait())
         try:
@@ -293,7 +296,9 @@ class StructevalSession:
             # Raised inside a fixture, a UsageError would become one test's error: say it as
             # pytest says usage errors, and end the session with their exit status.
             sys.stderr.write(f"ERROR: {exc}\n")
-            pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
+            pytest.exit(
+                "bad --vllm-arg (the ERROR line above)", returncode=pytest.ExitCode.USAGE_ERROR
+            )
 
     def _all_cached(self) -> bool:
         """Whether the cache holds every selected generation, found out without importing
@@ -411,7 +416,10 @@ class StructevalSession:
         shared = SharedGeneration(self.exchange()) if self.worker_count() > 1 else None
         if self.sweep is not None:
             self._run_generations = self.sweep.generate(
-                self.selected_by_run, on_phase=self.phase, shared=shared, cache_dir=self._cache_dir()
+                self.selected_by_run,
+                on_phase=self.phase,
+                shared=shared,
+                cache_dir=self._cache_dir(),
             )
             backends = self.sweep.backends(cache_dir=self._cache_dir())
             self.phase(
@@ -562,9 +570,7 @@ class StructevalSession:
         if not self.is_controller:
             meta = self.evaluation.local_meta()
             if self.sweep is not None:
-                meta = {
-                    "runs": {n: e.local_meta() for n, e in self.sweep.evaluations.items()}
-                }
+                meta = {"runs": {n: e.local_meta() for n, e in self.sweep.evaluations.items()}}
             session.config.workeroutput["structeval"] = meta  # type: ignore[attr-defined]
             return
         shutil.rmtree(self.settings.output.out_dir / EXCHANGE_DIR, ignore_errors=True)
@@ -661,7 +667,9 @@ class StructevalSession:
                 )
             terminalreporter.write_line("written: " + ", ".join(map(str, finished.written)))
         if self.comparison is not None:
-            terminalreporter.write_sep("=", f"structeval comparison of {len(self.run_finished)} runs")
+            terminalreporter.write_sep(
+                "=", f"structeval comparison of {len(self.run_finished)} runs"
+            )
             for line in self.comparison.lines():
                 terminalreporter.write_line(line)
             terminalreporter.write_line(f"written: {self.sweep.comparison_page}")
