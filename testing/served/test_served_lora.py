@@ -51,7 +51,10 @@ def test_the_served_adapter_answers_as_the_in_process_one(
     command = meta["server"]["command"]
     assert "--enable-lora" in command
     assert command[command.index("--max-lora-rank") + 1] == "8"
-    assert command[command.index("--lora-modules") + 1] == f"{ADAPTER_MODULE}={lora_config.adapter}"
+    assert (
+        command[command.index("--lora-modules") + 1]
+        == f"{ADAPTER_MODULE}={lora_config.engine.adapter}"
+    )
     assert meta["served_adapter"]["id"] == ADAPTER_MODULE
     assert meta["served_adapter"]["parent"] == meta["served_model"]["id"]
 

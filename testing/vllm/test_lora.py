@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_structeval.backends import request
 from pytest_structeval.backends.cache import GenerationCache
 from pytest_structeval.backends.vllm_offline import VllmBackend
 from pytest_structeval.settings import Settings
@@ -61,9 +62,9 @@ def runs(
         # The same engine asked without a LoRA request: the model underneath is the base one.
         from vllm import SamplingParams
 
-        assert lora._engine is not None
-        plain = lora._engine.llm.chat(
-            messages=lora.messages(lora_tasks),
+        assert lora._running is not None
+        plain = lora._running.llm.chat(
+            messages=[request.messages(task) for task in lora_tasks],
             sampling_params=SamplingParams(**lora.sampling_params),
             use_tqdm=False,
             add_generation_prompt=True,
