@@ -48,6 +48,37 @@ class SigintGuard:
         if self.interrupted:
             # os.write: no Python buffer or lock that the interrupted code may hold.
             os.write(2, b"\nstructeval: second interrupt: exiting at once\n")
+            kill_children()  # the engine core would outlive us: os._exit runs no cleanup
             os._exit(SECOND_INTERRUPT_EXIT)
         self.interrupted = True
         raise KeyboardInterrupt
+
+
+def kill_children() -> None:
+    """SIGKILL every process this one started (vLLM's engine core and its workers, a server),
+    and theirs, read from /proc: an exit that skips every cleanup must not leave them behind
+    holding memory. Nothing happens where /proc is absent."""
+    pids = [os.getpid()]
+    seen: set[int] = set()
+    while pids:
+        pid = pids.pop()
+        children = []
+        try:
+            threads = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            threads = []
+        for thread in threads:  # each thread's own children: any of them may have forked
+            try:
+                with open(f"/proc/{pid}/task/{thread}/children", encoding="ascii") as handle:
+                    children += [int(child) for child in handle.read().split()]
+            except OSError:
+                continue
+        for child in children:
+            if child not in seen:
+                seen.add(child)
+                pids.append(child)
+    for child in seen:
+        try:
+            os.kill(child, signal.SIGKILL)
+        except OSError:
+            pass

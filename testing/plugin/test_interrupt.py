@@ -121,6 +121,7 @@ def test_ctrl_c_during_generation_ends_the_run_as_pytest_does(tmp_path: Path) ->
     assert "KeyboardInterrupt" in text
     assert "Traceback" not in text and "EngineDeadError" not in text, text[-5000:]
     assert "ERROR at setup" not in text
+    assert group_gone(run.process.pid, timeout=10), "a process of the run outlived it"
     # Lines as a terminal shows them: a progress bar redraws its own line with "\r".
     lines = [
         line for line in text.split("\n") if line.strip()
@@ -152,6 +153,21 @@ def test_a_second_ctrl_c_ends_the_run_at_once(tmp_path: Path) -> None:
     assert run.process.returncode == 130, run.text[-3000:]
     assert "second interrupt: exiting at once" in run.text
     assert seconds <= 5, f"exited {seconds:.1f} s after the second interrupt"
+    # The exit skips every cleanup: the engine core must not be left running on its own.
+    assert group_gone(run.process.pid, timeout=10), "a process of the run outlived it"
+
+
+def group_gone(group: int, timeout: float) -> bool:
+    """Whether every process of ``group`` (the run and what it started) has exited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.2)
+    os.killpg(group, signal.SIGKILL)
+    return False
 
 
 @pytest.fixture(autouse=True)
