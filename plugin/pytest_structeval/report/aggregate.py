@@ -31,6 +31,12 @@ DEFAULT_FORMAT_WEIGHTS: Mapping[str, float] = {
 }
 
 
+# What the overall score is, by summary.headline: the terminal and report.html say the same.
+HEADLINE_LABELS = {
+    "structeval": "StructEval-T score (mean over tasks)",
+    "competition_estimate": "estimated competition score (weighted per-format means)",
+}
+
 def _mean(values: Sequence[float]) -> float | None:
     return round(fmean(values), 6) if values else None
 

@@ -14,7 +14,7 @@ from html import escape
 from typing import Any
 
 from ..tasks import FORMATS
-from .report import HEADLINE_LABELS
+from .aggregate import HEADLINE_LABELS
 
 STATUS_ORDER = ("failed", "xfailed", "passed", "skipped")
 CODE_DISPLAY_LIMIT = 20_000  # characters of code/generation shown per task; the rest is cut

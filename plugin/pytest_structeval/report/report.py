@@ -16,14 +16,9 @@ from typing import Any
 from ..files import dump_json
 from ..scoring.score import TaskScore
 from ..tasks import FORMATS, TaskSet
-from .aggregate import summarize
+from .aggregate import HEADLINE_LABELS, summarize
 from .gate import Comparison, GateVerdict, baseline_over, compare_with_baseline, gate_verdict
-
-# What the overall score is, by summary.headline: the terminal and report.html say the same.
-HEADLINE_LABELS = {
-    "structeval": "StructEval-T score (mean over tasks)",
-    "competition_estimate": "estimated competition score (weighted per-format means)",
-}
+from .html import render_html
 
 
 @dataclass(frozen=True)
@@ -165,8 +160,6 @@ class Report:
     def files(self) -> dict[str, Callable[[], str]]:
         """The files of the report after inference.json, by name, in the order they are
         written; each text is made when it is written."""
-        from .html import render_html
-
         return {
             "report.json": lambda: dump_json(self.to_dict()),
             "report.html": lambda: render_html(self.to_dict()),
