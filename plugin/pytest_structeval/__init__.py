@@ -32,6 +32,6 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'pytest_structeval' has no attribute {name!r}")
-    from importlib import import_module
+    from importlib import import_module  # only when a lazy name is first used
 
     return getattr(import_module(f".{module}", __name__), name)

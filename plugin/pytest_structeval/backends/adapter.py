@@ -91,7 +91,7 @@ def _adapter_dir(path_or_id: str) -> Path:
     if path.exists() or path_or_id.startswith((".", "/", "~")) or path_or_id.count("/") != 1:
         raise AdapterError(f"--adapter {path_or_id}: no such adapter directory")
     try:
-        import huggingface_hub
+        import huggingface_hub  # only a hub adapter id gets here
 
         return Path(huggingface_hub.snapshot_download(path_or_id))
     except Exception as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import difflib
 import gc
 import inspect
@@ -31,10 +32,9 @@ logger = logging.getLogger(__name__)
 def accepted_engine_kwargs() -> set[str]:
     """Keyword arguments this vLLM's ``LLM`` takes: its explicit parameters plus the
     ``EngineArgs`` fields its ``**kwargs`` feed."""
-    import dataclasses
 
     prepare_environment()
-    from vllm import LLM
+    from vllm import LLM  # lazy: see the module docstring
     from vllm.engine.arg_utils import EngineArgs
 
     params = {
@@ -65,10 +65,10 @@ def validate_engine_args(args: Mapping[str, object]) -> None:
     accepts passes: this never rejects what vLLM might take. If vLLM cannot be imported at
     all, nothing is checked here: the preflight says why."""
     try:
-        import pydantic
+        import pydantic  # vLLM's dependency: present only where vLLM is
 
         prepare_environment()
-        import vllm.config as vllm_config
+        import vllm.config as vllm_config  # lazy: see the module docstring
 
         accepted = accepted_engine_kwargs()
     except Exception as exc:  # a broken vLLM install: the preflight reports it
@@ -89,7 +89,8 @@ def validate_engine_args(args: Mapping[str, object]) -> None:
                 # itself: its dataclass-only attributes (init, kw_only) mean nothing to a
                 # TypeAdapter, which warns about each.
                 adapter = pydantic.TypeAdapter(
-                    Annotated[(field.annotation, *field.metadata)] if field.metadata
+                    Annotated[(field.annotation, *field.metadata)]
+                    if field.metadata
                     else field.annotation,
                     config=pydantic.ConfigDict(arbitrary_types_allowed=True),
                 )
@@ -116,7 +117,7 @@ def _open_choices(key: str) -> list[object] | None:
     accepts (``quantization: QuantizationMethods | str | None``: any string passes the type
     and fails only inside the engine, after seconds of start-up), from vLLM's own registry."""
     if key == "quantization":
-        from vllm.model_executor.layers.quantization import QUANTIZATION_METHODS
+        from vllm.model_executor.layers.quantization import QUANTIZATION_METHODS  # lazy: vLLM
 
         return list(QUANTIZATION_METHODS)
     return None
@@ -189,7 +190,7 @@ class VllmEngine:
     @staticmethod
     def _cleanup() -> None:
         try:
-            from vllm.distributed import cleanup_dist_env_and_memory
+            from vllm.distributed import cleanup_dist_env_and_memory  # lazy: vLLM
 
             cleanup_dist_env_and_memory()
         except Exception as exc:

@@ -78,6 +78,7 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     """Whether the Hugging Face hub answers at all: one request, no retries, asked once per
     process. huggingface_hub's downloads retry a refused connection for about 23 s per file,
     so an unreachable hub is found out here first."""
+    # Only a hub id that is not cached asks the network: keep it out of every other run.
     import urllib.error
     import urllib.request
 
@@ -118,7 +119,7 @@ def _read_small_file(repo: str, filename: str) -> str | None:
         path = local / filename
         return path.read_text(encoding="utf-8") if path.is_file() else None
     try:
-        import huggingface_hub
+        import huggingface_hub  # only hub ids get here
 
         if hub_offline() or not hub_reachable():
             path = huggingface_hub.try_to_load_from_cache(repo, filename)

@@ -195,7 +195,7 @@ class VllmBackend(Backend):
                     # these generations by what actually produced them, not by what was asked.
                     stores[i] = functools.partial(backend.cache.put, used, task)
         if self.engine.structured_outputs:
-            from vllm.sampling_params import StructuredOutputsParams
+            from vllm.sampling_params import StructuredOutputsParams  # lazy: vLLM
 
             sampling: Any = [
                 SamplingParams(
@@ -213,7 +213,7 @@ class VllmBackend(Backend):
         lora: Any = None
         paths = [b.adapter.path if b.adapter else None for b in backends]  # type: ignore[attr-defined]
         if any(paths):
-            from vllm.lora.request import LoRARequest
+            from vllm.lora.request import LoRARequest  # lazy: vLLM
 
             ids = {p: n + 1 for n, p in enumerate(dict.fromkeys(p for p in paths if p))}
             made = {

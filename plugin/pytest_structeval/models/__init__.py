@@ -110,7 +110,7 @@ def resolve_model(name: str, *, root: Path | None = None) -> str:
     reason = recipe.unavailable()
     if reason is not None:
         raise ModelError(reason)
-    from filelock import FileLock
+    from filelock import FileLock  # only a model build takes the lock
 
     final.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(final.with_name(final.name + ".lock"))):

@@ -60,6 +60,7 @@ def train_lora_adapter(
     ``max_length`` tokens are left out (cutting one would train on half an answer); the
     ``train_log.json`` written beside the adapter lists the examples used and every step's loss."""
     # Heavy and optional imports stay inside: scoring and replay never need them.
+    # torch, peft, transformers: the [smollm2] extra; only training needs them
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -109,6 +109,7 @@ def build_smollm2(target: Path) -> Path:
             f"reinstall it with: {INSTALL_COMMAND} --force-reinstall"
         )
     # Heavy imports stay inside the builder: scoring and replay never need them.
+    # torch and transformers: heavy, and only a build needs them (scoring never does)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 

@@ -120,6 +120,7 @@ def _corpus() -> list[str]:
 
 def _build_tokenizer(target: Path) -> int:
     # Heavy and optional imports stay inside the builder: scoring never needs them.
+    # tokenizers, transformers, torch: heavy, and only building the model needs them
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -146,7 +147,7 @@ def _build_tokenizer(target: Path) -> int:
 
 
 def _build_model(target: Path, vocab: int, eos_id: int, pad_id: int) -> None:
-    import torch
+    import torch  # as above: only the build
     from transformers import GenerationConfig, Qwen3Config, Qwen3ForCausalLM
 
     config = Qwen3Config(
@@ -178,7 +179,7 @@ def build_tiny_model(target: Path) -> Path:
     target = Path(target)
     target.mkdir(parents=True, exist_ok=True)
     vocab = _build_tokenizer(target)
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # as above: only the build
 
     tokenizer = AutoTokenizer.from_pretrained(target)
     _build_model(

@@ -53,7 +53,7 @@ def torch_state() -> dict[str, object]:
     The runtime check is the real one (``cudaGetDeviceCount``, which fails on a driver too old
     for torch's CUDA), not NVML's count: that is why this probe runs in its own interpreter."""
     os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)
-    import torch
+    import torch  # the probe's subject: runs in its own subprocess
 
     out: dict[str, object] = {
         "version": torch.__version__,
@@ -75,7 +75,7 @@ def vllm_state() -> dict[str, object]:
     imports torchvision and flash-attn when present, and a broken one of those has its own check
     (run in a subprocess) instead of failing this one too, or crashing this process."""
     try:
-        import vllm
+        import vllm  # the probe's subject: runs in its own subprocess
     except Exception as exc:
         return {"error": _error(exc)}
     return {"version": str(vllm.__version__)}
