@@ -336,9 +336,13 @@ class Evaluation:
         return TaskResult(task, result, generation, verdict, message)
 
     def _judge(self, task: Task, result: TaskScore) -> tuple[Outcome, str]:
+        """The verdict and its message: one line that says why (pytest's short summary shows
+        it), then the scorer's explanation."""
         explanation = result.explain() if result.score < 1.0 else ""
         if self.baseline is None:
-            return ("pass", "") if result.score >= 1.0 else ("fail", explanation)
+            if result.score >= 1.0:
+                return "pass", ""
+            return "fail", f"{result.headline()}\n{explanation}"
         if self._baseline_scores is None:
             self._baseline_scores = baseline_scores(self.baseline)
         verdict = task_verdict(
@@ -346,7 +350,10 @@ class Evaluation:
             result.score,
             strict_regressions=self.settings.gate.strict_regressions,
         )
-        return verdict.outcome, "\n".join(filter(None, [verdict.message, explanation]))
+        if not explanation:
+            return verdict.outcome, verdict.message
+        first = f"{verdict.message}: {result.reason()}" if verdict.message else result.headline()
+        return verdict.outcome, f"{first}\n{explanation}"
 
     def run(
         self, task_ids: Iterable[str] | None = None, *, on_phase: PhaseCallback | None = None
