@@ -189,6 +189,10 @@ class StructevalSession:
     _pending_phases: list[str] = field(default_factory=list)  # a worker's, for the controller
     verdict: GateVerdict | None = None  # the run's, once the session finished
     folded_failures: int = 0  # failing tasks shown as their short-summary line only
+    # vLLM's progress bar only on a terminal, and not under -q: in a log it is hundreds of
+    # carriage-return frames. Read when the session is made, in pytest_configure, where
+    # sys.stdout is still the real one (pytest captures it around collection and the tests).
+    progress: bool = field(init=False)
 
     @property
     def one_line_failures(self) -> bool:
@@ -198,6 +202,7 @@ class StructevalSession:
 
     def __post_init__(self) -> None:
         self.clock = PhaseClock(self._evaluation_phases)
+        self.progress = sys.stdout.isatty() and self.config.get_verbosity() >= 0
 
     def _evaluation_phases(self) -> dict[str, float]:
         """Engine start, generation and scoring as this process's evaluation timed them."""
@@ -336,7 +341,7 @@ class StructevalSession:
     def _backend(self):
         if self.sweep is not None:
             return self.sweep.backends(cache_dir=self._cache_dir())[0]
-        return self.evaluation.backend_for(cache_dir=self._cache_dir())
+        return self.evaluation.backend_for(cache_dir=self._cache_dir(), progress=self.progress)
 
     def worker_count(self) -> int:
         workerinput = getattr(self.config, "workerinput", None)
