@@ -123,6 +123,13 @@ class TaskItem(pytest.Function):
         # No line number: the task file is data. pytest needs an int for skip reports.
         return self.path, 0, f"{self.task.task_id} ({self.task.task_name})"
 
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> Any:
+        # The verdict's message as it stands: its first line says why (pytest's short summary
+        # shows it, without the "Failed: " of an exception's text), the scorer's details follow.
+        if isinstance(excinfo.value, pytest.fail.Exception) and not excinfo.value.pytrace:
+            return excinfo.value.msg
+        return super().repr_failure(excinfo)
+
 
 class CheckItem(pytest.Function):
     """One preflight check, run by name (the checks are built once the selection is known)."""

@@ -91,10 +91,11 @@ def make_backend(
     *,
     replay_generations: Mapping[str, str] | None = None,
     cache_dir: Path | None = None,
+    progress: bool = True,
 ) -> Backend:
     """The backend the settings ask for. ``cache_dir`` overrides where generations are cached
     (the plugin passes a per-run directory when several processes must share generations
-    but the user turned the cache off)."""
+    but the user turned the cache off); ``progress``: a progress bar while generating."""
     if settings.replay:
         if replay_generations is None:
             assert settings.generations is not None
@@ -105,7 +106,7 @@ def make_backend(
     cache = generation_cache(settings.cache, cache_dir)
     engine, sampling, serving = settings.engine, settings.sampling, settings.serving
     if serving.endpoint is not None:
-        return OpenAIBackend(engine, sampling, serving, cache=cache)
+        return OpenAIBackend(engine, sampling, serving, cache=cache, progress=progress)
     assert engine.model is not None  # Settings: a local engine needs a model
     model_path = resolve_model(engine.model, root=settings.cache.root)
     if serving.serve:
@@ -116,8 +117,9 @@ def make_backend(
             log_dir=settings.output.out_dir,
             model_path=model_path,
             cache=cache,
+            progress=progress,
         )
-    return VllmBackend(engine, sampling, model_path=model_path, cache=cache)
+    return VllmBackend(engine, sampling, model_path=model_path, cache=cache, progress=progress)
 
 
 def generation_cache(cache: Cache, directory: Path | None) -> GenerationCache | None:
@@ -243,11 +245,15 @@ class Evaluation:
 
     # -- backend ---------------------------------------------------------------------------
 
-    def backend_for(self, *, cache_dir: Path | None = None) -> Backend:
-        """The backend, built on first call (``cache_dir``: see ``make_backend``)."""
+    def backend_for(self, *, cache_dir: Path | None = None, progress: bool = True) -> Backend:
+        """The backend, built on first call (``cache_dir``, ``progress``: see
+        ``make_backend``)."""
         if self._backend is None:
             self._backend = make_backend(
-                self.settings, replay_generations=self.replay_generations, cache_dir=cache_dir
+                self.settings,
+                replay_generations=self.replay_generations,
+                cache_dir=cache_dir,
+                progress=progress,
             )
         return self._backend
 
@@ -336,9 +342,13 @@ class Evaluation:
         return TaskResult(task, result, generation, verdict, message)
 
     def _judge(self, task: Task, result: TaskScore) -> tuple[Outcome, str]:
+        """The verdict and its message: one line that says why (pytest's short summary shows
+        it), then the scorer's explanation."""
         explanation = result.explain() if result.score < 1.0 else ""
         if self.baseline is None:
-            return ("pass", "") if result.score >= 1.0 else ("fail", explanation)
+            if result.score >= 1.0:
+                return "pass", ""
+            return "fail", f"{result.headline()}\n{explanation}"
         if self._baseline_scores is None:
             self._baseline_scores = baseline_scores(self.baseline)
         verdict = task_verdict(
@@ -346,7 +356,10 @@ class Evaluation:
             result.score,
             strict_regressions=self.settings.gate.strict_regressions,
         )
-        return verdict.outcome, "\n".join(filter(None, [verdict.message, explanation]))
+        if not explanation:
+            return verdict.outcome, verdict.message
+        first = f"{verdict.message}: {result.reason()}" if verdict.message else result.headline()
+        return verdict.outcome, f"{first}\n{explanation}"
 
     def run(
         self, task_ids: Iterable[str] | None = None, *, on_phase: PhaseCallback | None = None

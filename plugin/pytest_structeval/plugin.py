@@ -188,9 +188,21 @@ class StructevalSession:
     _vllm_import: VllmImport | None = None
     _pending_phases: list[str] = field(default_factory=list)  # a worker's, for the controller
     verdict: GateVerdict | None = None  # the run's, once the session finished
+    folded_failures: int = 0  # failing tasks shown as their short-summary line only
+    # vLLM's progress bar only on a terminal, and not under -q: in a log it is hundreds of
+    # carriage-return frames. Read when the session is made, in pytest_configure, where
+    # sys.stdout is still the real one (pytest captures it around collection and the tests).
+    progress: bool = field(init=False)
+
+    @property
+    def one_line_failures(self) -> bool:
+        """A failing task is one line (pytest's short summary, its reason first) unless the user
+        asked for details: -v, or a --tb style of their own (pytest's default is "auto")."""
+        return self.config.option.tbstyle == "auto" and self.config.get_verbosity() < 1
 
     def __post_init__(self) -> None:
         self.clock = PhaseClock(self._evaluation_phases)
+        self.progress = sys.stdout.isatty() and self.config.get_verbosity() >= 0
 
     def _evaluation_phases(self) -> dict[str, float]:
         """Engine start, generation and scoring as this process's evaluation timed them."""
@@ -329,7 +341,7 @@ class StructevalSession:
     def _backend(self):
         if self.sweep is not None:
             return self.sweep.backends(cache_dir=self._cache_dir())[0]
-        return self.evaluation.backend_for(cache_dir=self._cache_dir())
+        return self.evaluation.backend_for(cache_dir=self._cache_dir(), progress=self.progress)
 
     def worker_count(self) -> int:
         workerinput = getattr(self.config, "workerinput", None)
@@ -548,6 +560,12 @@ class StructevalSession:
         if record is None or report.when != "call":
             return
         status = "xfailed" if hasattr(report, "wasxfail") else report.outcome
+        if report.failed and self.one_line_failures:
+            # pytest's FAILURES section leaves out a report marked as already shown (as --pdb
+            # marks it): the task's short-summary line, with its reason, is its one line; the
+            # details are in report.json/report.html, and on the terminal with -v or --tb.
+            report._pdbshown = True  # type: ignore[attr-defined]
+            self.folded_failures += 1
         # Typed once, here, where the JSON a worker sent arrives.
         typed = TaskRecord.from_dict({**record, "status": status})
         run = getattr(report, "structeval_run", None)
@@ -697,6 +715,11 @@ class StructevalSession:
                     red=True,
                 )
             terminalreporter.write_line("written: " + ", ".join(str(p) for p in finished.written))
+        if self.folded_failures:
+            terminalreporter.write_line(
+                f"failing tasks: {self.folded_failures}, one line each in the short summary; "
+                "their details with -v or --tb=short, and in report.html"
+            )
 
     def unused_snapshots(self) -> list[Path]:
         """Snapshot files of this model whose task is gone from the task file (a -k/-m subset

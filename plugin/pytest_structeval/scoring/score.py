@@ -25,6 +25,10 @@ from .paths import PathCheck, check_path
 PathsSource = Literal["task", "derived"]
 # explain() lists at most this many missing paths; the full list is in to_dict().
 EXPLAIN_MAX_PATHS = 8
+# reason() (one line on the terminal) names at most this many missing paths, and this much of
+# a parser's message: the rest is in explain().
+HEADLINE_MAX_PATHS = 2
+HEADLINE_MESSAGE_CHARS = 60
 # What a truncated document most often fails with, per parser.
 _TRUNCATION_HINTS = (
     "Expecting",
@@ -72,6 +76,45 @@ class TaskScore:
     @property
     def perfect(self) -> bool:
         return self.score >= 1.0
+
+    def reason(self) -> str:
+        """Why the score is below 1.0, in one short line (the details are in ``explain()``):
+        ``not valid TOML (line 3, column 5: Expected '=')``, ``3 of 5 key paths (missing a.b,
+        c.d and 1 more)``; ``, cut at max_tokens`` when the output was."""
+        if self.perfect:
+            return "every key path found"
+        if not self.code:
+            why = "no code in the generation"
+        elif self.syntax_error is not None:
+            error = self.syntax_error
+            message = error.message.splitlines()[0] if error.message else "parse failed"
+            if len(message) > HEADLINE_MESSAGE_CHARS:
+                message = message[:HEADLINE_MESSAGE_CHARS] + "…"
+            where = f"line {error.line}" if error.line is not None else ""
+            if error.line is not None and error.column is not None:
+                where += f", column {error.column}"
+            why = f"not valid {self.output_type} ({where + ': ' if where else ''}{message})"
+        elif not self.expected_paths:
+            why = "no expected paths for this task"
+        else:
+            why = f"{len(self.found_paths)} of {len(self.expected_paths)} key paths"
+            key_view = next((r for r in self.reasons if r.startswith("keys score 0: ")), None)
+            if key_view is not None:
+                why += f" ({key_view.removeprefix('keys score 0: ')})"
+            elif self.missing_paths:
+                shown = ", ".join(self.missing_paths[:HEADLINE_MAX_PATHS])
+                more = len(self.missing_paths) - HEADLINE_MAX_PATHS
+                why += f" (missing {shown}" + (f" and {more} more)" if more > 0 else ")")
+        if self.finish_reason == "length":
+            why += ", cut at max_tokens"
+        elif self.truncated:
+            why += ", output ended mid-document"
+        return why
+
+    def headline(self) -> str:
+        """``score 0.60: 3 of 5 key paths (missing a.b, c.d and 1 more)``: the first line of a
+        failing task's message, the one pytest's short summary shows."""
+        return f"score {self.score:.2f}: {self.reason()}"
 
     def explain(self) -> str:
         """A few lines for a pytest failure: score, syntax error, missing paths, stripping."""
