@@ -676,7 +676,7 @@ class StructevalSession:
         for name, finished in self.run_finished.items():
             terminalreporter.write_sep("=", f"structeval summary: {name}")
             if finished.report is not None:
-                for line in finished.report.lines():
+                for line in finished.report.lines(by_task_type=self.config.get_verbosity() > 0):
                     terminalreporter.write_line(line)
             if finished.error is not None:
                 terminalreporter.write_line(
@@ -699,7 +699,7 @@ class StructevalSession:
         if finished is not None:
             terminalreporter.write_sep("=", "structeval summary")
             if finished.report is not None:
-                for line in finished.report.lines():
+                for line in finished.report.lines(by_task_type=self.config.get_verbosity() > 0):
                     terminalreporter.write_line(line)
             unused = self.unused_snapshots()
             if unused:

@@ -165,10 +165,11 @@ class Report:
             "report.html": lambda: render_html(self.to_dict()),
         }
 
-    def lines(self) -> list[str]:
-        """The terminal summary: per format, per task type, the overall score; then the
-        baseline comparison and new snapshots, when there are any."""
-        out = self._table()
+    def lines(self, *, by_task_type: bool = True) -> list[str]:
+        """The terminal summary: per format, per task type (unless ``by_task_type`` is False:
+        the pytest layer keeps it for ``-v``), the overall score; then the baseline comparison
+        and new snapshots, when there are any."""
+        out = self._table(by_task_type=by_task_type)
         if self.comparison is not None:
             out.append("")
             out.extend(self.comparison.lines())
@@ -183,7 +184,7 @@ class Report:
             )
         return out
 
-    def _table(self) -> list[str]:
+    def _table(self, *, by_task_type: bool) -> list[str]:
         s = self.aggregate
         if not s.get("n_tasks"):
             return ["no task was scored"]
@@ -196,10 +197,11 @@ class Report:
                     f"{row['strict_parse_rate']:>8.2f}"
                 )
         out.append("")
-        out.append(f"{'task type':<16}{'n':>5}{'mean':>8}")
-        for name, row in sorted(s["by_task_type"].items()):
-            out.append(f"{name:<16}{row['n']:>5}{row['mean']:>8.3f}")
-        out.append("")
+        if by_task_type:
+            out.append(f"{'task type':<16}{'n':>5}{'mean':>8}")
+            for name, row in sorted(s["by_task_type"].items()):
+                out.append(f"{name:<16}{row['n']:>5}{row['mean']:>8.3f}")
+            out.append("")
         headline = HEADLINE_LABELS.get(s["headline"], s["headline"])
         interval = s.get("estimate_interval")
         span = f" (90% range {interval[0]:.4f}-{interval[1]:.4f})" if interval else ""
