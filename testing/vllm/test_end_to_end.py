@@ -131,5 +131,7 @@ def test_under_xdist_a_failed_engine_start_ends_every_wait_with_its_cause(
     assert time.perf_counter() - started < 600
     assert broken.returncode == 1, broken.output[-3000:]
     assert "ModuleNotFoundError: No module named 'vllm.v1.worker.cpu_worker'" in broken.output
-    assert re.search(r"150 errors?", broken.output), broken.output[-2000:]
+    # One engine failure is one error per worker (each worker's first task shows the cause),
+    # not one per task: the other tasks skip pointing to it (issue 21, defect D).
+    assert re.search(r"\b[12] errors?\b", broken.output), broken.output[-2000:]
     assert "out of memory" not in broken.output
