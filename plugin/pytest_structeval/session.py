@@ -29,6 +29,7 @@ from _pytest.junitxml import xml_key as junit_xml_key
 from . import options
 from .backends.base import Generation
 from .backends.engine import EngineArgumentError
+from .backends.platform import prepare_environment
 from .collect import (
     TaskFile,
     TaskItem,
@@ -669,8 +670,6 @@ class VllmImport:
 
     @staticmethod
     def _run() -> None:
-        from .backends.platform import prepare_environment
-
         prepare_environment()
         with contextlib.suppress(BaseException):
             import vllm  # noqa: F401 - the import is the point: it warms sys.modules

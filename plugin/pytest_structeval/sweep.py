@@ -27,11 +27,11 @@ from .backends.adapter import ALLOWED_LORA_RANKS, validate_adapter
 from .backends.base import Backend, Generation, generate_runs
 from .backends.served import VllmServeBackend
 from .backends.vllm_offline import VllmBackend
-from .core import Evaluation, PhaseCallback, SharedGeneration, generation_cache
+from .core import STATUS, Evaluation, PhaseCallback, SharedGeneration, generation_cache
 from .files import write_atomic
 from .models import resolve_model
 from .report.report import Report
-from .report.runs import Run, compare_runs, render_comparison_html
+from .report.runs import Run, compare_runs, load_run, render_comparison_html
 from .settings import Settings, SettingsError
 from .tasks import Task, TaskSet
 
@@ -219,9 +219,7 @@ class Sweep:
                 if backend is not None:
                     evaluation.share_backend(backend)
             self._backends_made = True
-        return [
-            self.evaluations[run.name].backend_for(cache_dir=cache_dir) for run in self.runs
-        ]
+        return [self.evaluations[run.name].backend_for(cache_dir=cache_dir) for run in self.runs]
 
     def generate(
         self,
@@ -262,8 +260,6 @@ class Sweep:
         self, task_ids: Iterable[str] | None = None, *, on_phase: PhaseCallback | None = None
     ) -> dict[str, Report]:
         """Select, generate, score and report every run."""
-        from .core import STATUS
-
         selected = self.primary.select(task_ids)
         generations = self.generate(selected, on_phase=on_phase)
         reports = {}
@@ -297,8 +293,6 @@ class Sweep:
 
 def compare(report_dirs: Mapping[str, Path]):  # -> RunsComparison | None
     """The comparison of the runs whose report.json exists (labelled by run name)."""
-    from .report.runs import load_run
-
     runs: list[Run] = [
         load_run(directory / "report.json", label=name)
         for name, directory in report_dirs.items()

@@ -19,8 +19,9 @@ from fault_server import ADAPTER, MODEL, FaultServer, answer_for
 
 from pytest_structeval.backends.base import TaskFailure
 from pytest_structeval.backends.cache import GenerationCache
+from pytest_structeval.backends.openai_client import EndpointError
 from pytest_structeval.backends.request import NEUTRAL_SAMPLING, sampling_params
-from pytest_structeval.backends.served import EndpointError, OpenAIBackend
+from pytest_structeval.backends.served import OpenAIBackend
 from pytest_structeval.backends.vllm_offline import VllmBackend
 from pytest_structeval.settings import Engine, RequestPolicy, Sampling, Serving, Settings
 from pytest_structeval.tasks import Task

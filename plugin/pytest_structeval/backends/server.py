@@ -370,7 +370,7 @@ def _die_with_parent() -> None:
     """Ask for SIGTERM when the parent dies; exit if it already has (Linux; elsewhere a no-op)."""
     if not sys.platform.startswith("linux"):
         return
-    import ctypes
+    import ctypes  # the server child alone, on Linux
 
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
@@ -382,7 +382,7 @@ def _die_with_parent() -> None:
 
 def server_module() -> str:
     """The newest API-server entry module this vLLM has (in the server child)."""
-    import importlib.util
+    import importlib.util  # the server child alone
 
     for name in VLLM_SERVER_MODULES:
         with contextlib.suppress(ImportError):
@@ -395,7 +395,7 @@ def main() -> None:
     """The server child: die with the parent, then run vLLM's API server module as
     ``__main__`` with the same arguments."""
     _die_with_parent()
-    import runpy
+    import runpy  # the server child alone
 
     module = server_module()
     sys.argv[0] = module
