@@ -49,7 +49,7 @@ from .backends.server import VllmServer
 from .core import Evaluation
 from .models import resolve_model
 from .report.report import Report
-from .settings import Engine, Settings
+from .settings import Engine, Sampling, Settings
 from .tasks import BUNDLED_TASKS, FORMATS, Task, TaskSet
 
 logger = logging.getLogger(__name__)
@@ -115,9 +115,9 @@ class StructEvalCallback(TrainerCallback):
         *,
         tasks: str | Path | TaskSet = BUNDLED_TASKS,
         subset: Iterable[str | Task] | None = None,
-        max_tokens: int = 4096,
+        max_tokens: int = Sampling.max_tokens,
         structured_outputs: bool = False,
-        max_model_len: int = 4096,
+        max_model_len: int = Engine.max_model_len,
         vllm_args: Mapping[str, object] | None = None,
         eval_steps: int | None = None,
         gpu_memory_utilization: float | None = 0.3,

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from ..files import read_json
 from ..scoring.score import TaskScore
+from ..settings import Gate
 from .aggregate import summarize
 from .estimate import leaderboard_difference
 
@@ -398,7 +399,7 @@ def compare_with_baseline(
     baseline_report: Mapping[str, Any],
     *,
     current_overall: float,
-    max_drop: float = 0.01,
+    max_drop: float = Gate.max_drop,
     baseline_overall: float | None = None,
     current_interval: Sequence[float] | None = None,
 ) -> Comparison:

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..files import dump_json
 from ..scoring.score import TaskScore
+from ..settings import Gate
 from ..tasks import FORMATS, TaskSet
 from .aggregate import HEADLINE_LABELS, summarize
 from .gate import Comparison, GateVerdict, baseline_over, compare_with_baseline, gate_verdict
@@ -96,7 +97,7 @@ class Report:
         meta: Mapping[str, Any],
         weights: Mapping[str, float] | None = None,
         baseline: Mapping[str, Any] | None = None,
-        max_drop: float = 0.01,
+        max_drop: float = Gate.max_drop,
         selected: Collection[str] | None = None,
     ) -> Report:
         """The report over ``records`` (task_id -> record). Tasks without a record (deselected,
