@@ -115,6 +115,10 @@ class StructevalSession:
 
     def __post_init__(self) -> None:
         self.clock = PhaseClock(self._evaluation_phases)
+        if self.one_line_failures and hasattr(self.config.option, "force_short_summary"):
+            # On CI (CI=true) pytest prints a failure's whole message in the short summary;
+            # its own --force-short-summary keeps it to the first line, the task's reason.
+            self.config.option.force_short_summary = True
         self.progress = sys.stdout.isatty() and self.config.get_verbosity() >= 0
 
     def _evaluation_phases(self) -> dict[str, float]:
