@@ -97,7 +97,10 @@ def test_serve_matches_the_offline_engine_on_all_150_tasks(
     assert meta["endpoint"].startswith("http://127.0.0.1:")
     assert meta["served_model"]["id"] == SERVED_NAME
     assert meta["server_vllm"] == meta["vllm"]  # the server runs this installation's vLLM
-    assert meta["engine_args"] == VllmBackend(served.engine, served.sampling).engine_args
+    assert (
+        meta["engine_args"]
+        == VllmBackend(served.engine, served.sampling, model_path=served.model_path).engine_args
+    )
     command = meta["server"]["command"]
     assert command[1:3] == ["-m", "pytest_structeval.backends.server"]
     assert ["--dtype", "float32"] == command[command.index("--dtype") :][:2]
