@@ -113,6 +113,18 @@ def test_a_competition_submission_without_tasks_says_to_pass_them(suite, tmp_pat
     assert "unknown task id" in line and "--tasks=public_150.json" in line
 
 
+@pytest.mark.parametrize(
+    ("option", "kind"),
+    [("--max-tokens=abc", "positive integer"), ("--max-drop=x", "non-negative number")],
+)
+def test_a_bad_option_value_names_the_kind_not_a_function(suite, option, kind):
+    run = suite.run("-q", f"--generations={OPEN150_ANSWERS}", option).result
+    assert run.ret == pytest.ExitCode.USAGE_ERROR
+    text = run.stderr.str()
+    assert f"invalid {kind} value" in text, text
+    assert "_positive_int" not in text and "_non_negative_float" not in text
+
+
 def test_a_model_directory_that_does_not_exist_is_a_usage_error(suite):
     line = usage_error(suite, "--model=./checkpoints/sft-3")
     assert line.startswith("ERROR: model directory ./checkpoints/sft-3 does not exist")
