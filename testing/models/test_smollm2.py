@@ -179,7 +179,8 @@ def evaluate(workdir: Path, cache_root: Path, name: str, *args: str) -> Run:
 
 @pytest.fixture(scope="module")
 def base_run(workdir: Path, cache_root: Path, model: Path) -> Run:
-    run = evaluate(workdir, cache_root, "base")
+    # --tb=short: each failing task's details on the terminal (by default it is one line)
+    run = evaluate(workdir, cache_root, "base", "--tb=short")
     assert run.returncode == 1, run.output[-3000:]  # a small model fails most tasks
     return run
 

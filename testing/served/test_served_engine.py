@@ -143,7 +143,10 @@ def test_endpoint_on_the_running_server_matches_too(
     assert meta["endpoint"] == server.url
 
 
-def test_the_server_demands_its_key_and_hides_it(served: VllmServeBackend) -> None:
+def test_the_server_demands_its_key_and_hides_it(
+    served: VllmServeBackend, tasks: list[Task]
+) -> None:
+    served.generate(tasks[:1])  # the server is up, whichever test of the module ran first
     server = served.server
     assert server.process is not None
     assert httpx.get(f"{server.url}/models", trust_env=False).status_code == 401
