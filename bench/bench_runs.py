@@ -42,11 +42,9 @@ from common import (
     BenchmarkError,
     Scratch,
     child_env,
-    describe,
-    load_average,
-    machine,
     pytest_command,
     read_result,
+    run_rounds,
     summary,
     timed_process,
     write_result,
@@ -370,14 +368,7 @@ def main() -> None:
     if args.tasks:
         args.tasks = args.tasks.resolve()
     prepare_environment()
-    runs = Runs(args)
-    info = machine()
-    print(f"machine: {describe(info)}", flush=True)
-    runs.prepare()
-    for index in range(args.repeat):
-        runs.round(index)
-        print(f"round {index + 1}/{args.repeat} done", flush=True)
-    result = {"machine": info, **runs.result(), "load_average_at_end": load_average()}
+    result = run_rounds(Runs(args), args.repeat)
     _print(result)
     write_result(args.json, result)
 

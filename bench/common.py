@@ -195,3 +195,16 @@ class BenchmarkError(ValueError):
 
 def remove(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+def run_rounds(bench: Any, repeat: int) -> dict[str, Any]:
+    """The driver every timed benchmark shares: say the machine, ``bench.prepare()``, then
+    ``repeat`` rounds of ``bench.round(i)``; the result is the machine, ``bench.result()`` and
+    the load average at the end."""
+    info = machine()
+    print(f"machine: {describe(info)}", flush=True)
+    bench.prepare()
+    for index in range(repeat):
+        bench.round(index)
+        print(f"round {index + 1}/{repeat} done", flush=True)
+    return {"machine": info, **bench.result(), "load_average_at_end": load_average()}

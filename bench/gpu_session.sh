@@ -54,6 +54,15 @@ PY
 )"
 }
 
+taken_device() { # a device already taken: another process holds 60 GiB while -m smoke runs
+  python3 -c "import torch, time; x = torch.empty(int(60 * 2**30), dtype=torch.uint8, device='cuda'); print('held', flush=True); time.sleep(900)" &
+  local hog=$!
+  sleep 15
+  plugin_run taken_device_smoke -m smoke --max-tokens=64 --no-cache --vllm-arg enforce_eager=true
+  kill "$hog" 2>/dev/null
+  grep -E "^(E |ERROR|FAILED|structeval: )" "$LOGS/taken_device_smoke.log" | head -20
+}
+
 case "${1:-}" in
 stage1)
   for round in 1 2; do
@@ -75,12 +84,7 @@ probe)
   ;;
 stage3b)
   plugin_run served_notebook_1024 --max-tokens=1024 --no-cache --serve "${NOTEBOOK[@]}"
-  python3 -c "import torch, time; x = torch.empty(int(60 * 2**30), dtype=torch.uint8, device='cuda'); print('held', flush=True); time.sleep(900)" &
-  hog=$!
-  sleep 15
-  plugin_run taken_device_smoke -m smoke --max-tokens=64 --no-cache --vllm-arg enforce_eager=true
-  kill "$hog" 2>/dev/null
-  grep -E "^(E |ERROR|FAILED|structeval: )" "$LOGS/taken_device_smoke.log" | head -20
+  taken_device
   ;;
 stage3)
   plugin_run offline_notebook_1024 --max-tokens=1024 --no-cache "${NOTEBOOK[@]}"
@@ -97,17 +101,11 @@ for name, run in runs.items():
     print(json.dumps({"run": f"equal_to_offline:{name}", "same": same, "of": len(base)}))
 PY
   ) | tee -a "$RES"
-  # A device already taken: another process holds most of the memory.
-  python3 -c "import torch, time; x = torch.empty(int(60 * 2**30), dtype=torch.uint8, device='cuda'); print('held', flush=True); time.sleep(900)" &
-  hog=$!
-  sleep 20
-  plugin_run taken_device_smoke -m smoke --max-tokens=64 --no-cache --vllm-arg enforce_eager=true
-  kill "$hog" 2>/dev/null
-  grep -E "^(E |ERROR|FAILED|structeval: )" "$LOGS/taken_device_smoke.log" | head -20
+  taken_device
   nvidia-smi --query-compute-apps=pid,used_memory --format=csv
   ;;
 *)
-  echo "usage: bash bench/gpu_session.sh stage1|stage2|stage3" >&2
+  echo "usage: bash bench/gpu_session.sh stage1|stage2|probe|stage3b|stage3" >&2
   exit 2
   ;;
 esac
