@@ -13,7 +13,6 @@ import contextlib
 import re
 import shutil
 import sys
-import threading
 import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
@@ -28,8 +27,7 @@ from _pytest.junitxml import xml_key as junit_xml_key
 
 from . import options
 from .backends.base import Generation
-from .backends.engine import EngineArgumentError
-from .backends.platform import prepare_environment
+from .backends.engine import EngineArgumentError, VllmImport
 from .collect import (
     TaskFile,
     TaskItem,
@@ -661,24 +659,3 @@ class VerdictLine:
             terminalreporter.write_sep("-", "structeval verdict")
             passed = verdict.passed
             terminalreporter.write_line(verdict.line(), green=passed, red=not passed, bold=True)
-
-
-class VllmImport:
-    """``import vllm`` in a background thread; ``wait`` joins it and returns the seconds it
-    waited. An import that fails is left to the preflight (vllm-importable) to explain."""
-
-    def __init__(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="structeval-import-vllm")
-        self._thread.daemon = True
-        self._thread.start()
-
-    @staticmethod
-    def _run() -> None:
-        prepare_environment()
-        with contextlib.suppress(BaseException):
-            import vllm  # noqa: F401 - the import is the point: it warms sys.modules
-
-    def wait(self) -> float:
-        started = time.perf_counter()
-        self._thread.join()
-        return time.perf_counter() - started

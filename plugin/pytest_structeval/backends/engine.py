@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import difflib
 import gc
+import importlib
 import inspect
 import logging
 import os
@@ -473,3 +474,45 @@ def start_engine(
             yield engine
         return
     raise EngineStartError(str(kwargs.get("model")), failures, free_total=free_total)
+
+
+class VllmImport:
+    """vLLM's modules imported in a background thread, beside the preflight (the plugin starts
+    one once it knows an engine is needed); ``wait`` joins it and returns the seconds it
+    waited. An import that fails is left to the preflight (vllm-importable) to explain."""
+
+    def __init__(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="structeval-import-vllm")
+        self._thread.daemon = True
+        self._thread.start()
+
+    # ``import vllm`` alone is cheap: vLLM's package loads ``LLM``, its configs and its
+    # engine arguments lazily, on first use. These are what the argument check and the engine
+    # start use; importing them here keeps that cost (5-7 s on a GPU machine, measured with
+    # py-spy) off the main thread, behind the preflight.
+    MODULES = (
+        "vllm",
+        "vllm.config",
+        "vllm.engine.arg_utils",
+        "vllm.entrypoints.llm",
+        "vllm.sampling_params",
+        "vllm.model_executor.layers.quantization",
+        "vllm.v1.engine.llm_engine",
+        "vllm.v1.engine.core_client",
+        "vllm.v1.engine.core",
+    )
+
+    @classmethod
+    def _run(cls) -> None:
+        prepare_environment()
+        for name in cls.MODULES:
+            try:
+                importlib.import_module(name)  # the import is the point: it warms sys.modules
+            except BaseException:  # a failed import is the preflight's to explain
+                if name == "vllm":
+                    return
+
+    def wait(self) -> float:
+        started = time.perf_counter()
+        self._thread.join()
+        return time.perf_counter() - started
