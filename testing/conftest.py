@@ -12,28 +12,10 @@ from support import SHARED_DATA, XDIST_WORKER_VARS, Suite, build_lora_adapter
 from pytest_structeval.files import CACHE_ENV
 
 # -- pytest-xdist ---------------------------------------------------------------------------
-
-TESTING = Path(__file__).resolve().parent
-# The tests that start a vLLM engine or server. On 2 CPU cores an engine takes both (its OpenMP
-# threads spin), so two at once are slower than one after the other, and each holds its KV cache
-# (2 GiB in CI) besides the model: they share one worker.
-ENGINE_TESTS = (
-    "vllm/", "served/", "models/", "reward/test_grpo.py", "plugin/test_interrupt.py"
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Groups for ``--dist loadgroup`` (what .ci/run uses): every engine test in one group, every
-    other file a group of its own, as ``--dist loadfile`` would make it. A module-scoped fixture
-    then runs once (xdist would build it on each worker that gets a test of the module: two
-    engines, or two ``pip wheel`` builds in the same source tree), and no two engines overlap.
-    Without ``-n`` the marks change nothing."""
-    for item in items:
-        if not item.path.is_relative_to(TESTING):
-            continue
-        path = item.path.relative_to(TESTING).as_posix()
-        group = "engine" if path.startswith(ENGINE_TESTS) else path
-        item.add_marker(pytest.mark.xdist_group(group))
+# .ci/run uses ``--dist loadfile``: every test file stays whole on one worker, so a module-scoped
+# fixture (an engine, a server, a ``pip wheel`` build in the source tree) starts once. Engines
+# of two files may run at the same time, one per worker; the tests allow for that (their
+# timeouts are for two shared cores).
 
 
 @pytest.fixture
