@@ -494,12 +494,9 @@ class VllmImport:
         "vllm",
         "vllm.config",
         "vllm.engine.arg_utils",
-        "vllm.entrypoints.llm",
+        "vllm.entrypoints.llm",  # LLM, and with it the engine client and core
         "vllm.sampling_params",
         "vllm.model_executor.layers.quantization",
-        "vllm.v1.engine.llm_engine",
-        "vllm.v1.engine.core_client",
-        "vllm.v1.engine.core",
     )
 
     @classmethod
