@@ -77,6 +77,25 @@ def test_all_150_tasks_run_through_one_engine(serial: Run) -> None:
     assert re.search(r"structeval: preflight \d+ checks \d+\.\d s", serial.output)
 
 
+def test_the_engine_is_released_beside_the_tasks_and_quietly(serial: Run) -> None:
+    """Once every generation is in, the engine is released in a background thread, beside the
+    scoring, the tasks and the reports; the phase lines count only the part of the release not
+    overlapped, and still add up to the wall time. vLLM's own shutdown lines are not shown."""
+    assert "[shutdown]" not in serial.output, serial.output[-3000:]
+    summary = serial.output.split("structeval phases", 1)[1]
+    phases = {
+        m[1]: float(m[2])
+        for m in re.finditer(r"^structeval: (.+?) (-?\d+\.\d) s$", summary, re.MULTILINE)
+    }
+    assert "engine release (the part not overlapped)" in phases, summary
+    total = re.search(r"phases (\d+\.\d) s \+ between (-?\d+\.\d) s = wall (\d+\.\d) s", summary)
+    assert total, summary
+    between = phases.pop("pytest and the plugin between these phases")
+    assert sum(phases.values()) == pytest.approx(float(total[1]), abs=0.05 * len(phases) + 0.05)
+    assert float(total[1]) + between == pytest.approx(float(total[3]), abs=0.15)
+    assert 0 <= between < 2, summary
+
+
 def test_a_rerun_hits_the_cache_and_builds_no_engine(serial: Run, rerun: Run) -> None:
     assert rerun.report["meta"]["engine_builds"] == 0
     assert rerun.report["meta"]["cache_hits"] >= 150

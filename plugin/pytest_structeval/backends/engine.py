@@ -178,13 +178,24 @@ class VllmEngine:
         self.close()
 
     def close(self) -> None:
+        """Stop the engine's processes and free what it held. vLLM's ``[shutdown]`` lines
+        (a dozen INFO lines from each process, nothing a user acts on) are not shown: the
+        engine's own output stops reaching the terminal, and this process's vLLM logger says
+        only warnings meanwhile. Their tail stays in ``log``."""
         llm, self.llm = self.llm, None
         if llm is None:
             return
+        if self.log is not None:
+            self.log.mute()
+        vllm_logger = logging.getLogger("vllm")
+        level = vllm_logger.level
+        vllm_logger.setLevel(max(level, logging.WARNING))
         try:
             llm.llm_engine.engine_core.shutdown(timeout=self.shutdown_grace)
         except Exception as exc:  # already dead: nothing left to stop
             logger.debug("engine_core.shutdown failed: %s", exc)
+        finally:
+            vllm_logger.setLevel(level)
         del llm
         self._cleanup()
 
@@ -218,6 +229,7 @@ class EngineLog:
         self._saved: dict[int, int] = {}
         self._readers: list[threading.Thread] = []
         self._last_read = time.monotonic()
+        self._forward = True  # copy to the terminal too; off once muted
 
     def __enter__(self) -> EngineLog:
         for stream, fd in ((sys.stdout, 1), (sys.stderr, 2)):
@@ -242,11 +254,16 @@ class EngineLog:
             os.close(saved)
         self._saved.clear()
 
+    def mute(self) -> None:
+        """From now on keep the output without copying it to where it was going."""
+        self._forward = False
+
     def _pump(self, read_end: int, forward_to: int) -> None:
         try:
             while chunk := os.read(read_end, 65536):
-                with contextlib.suppress(OSError):
-                    os.write(forward_to, chunk)
+                if self._forward:
+                    with contextlib.suppress(OSError):
+                        os.write(forward_to, chunk)
                 with self._lock:
                     self._last_read = time.monotonic()
                     self._chunks.append(chunk)
