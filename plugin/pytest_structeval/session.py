@@ -13,9 +13,8 @@ import contextlib
 import re
 import shutil
 import sys
-import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,8 @@ from _pytest.junitxml import xml_key as junit_xml_key
 
 from . import options
 from .backends.base import Generation
-from .backends.engine import EngineArgumentError, VllmImport
+from .backends.engine import EngineArgumentError, import_engine_modules
+from .background import Background
 from .collect import (
     TaskFile,
     TaskItem,
@@ -97,8 +97,8 @@ class StructevalSession:
     blocked: str | None = None  # why the preflight stopped the run, once it did
     engine_failure: str | None = None  # why the engine did not start, once it did not
     engine_failure_shown_on: str | None = None  # the one task that shows it
-    _vllm_import: VllmImport | None = None
-    _release: Release | None = None  # the engine's release, started once generation is done
+    _vllm_import: Background | None = None  # vLLM's import, beside the preflight
+    _release: Background | None = None  # the engine's release, once generation is done
     _pending_phases: list[str] = field(default_factory=list)  # a worker's, for the controller
     verdict: GateVerdict | None = None  # the run's, once the session finished
     folded_failures: int = 0  # failing tasks shown as their short-summary line only
@@ -209,7 +209,7 @@ class StructevalSession:
             return
         # Importing vLLM takes seconds (15 on a GPU machine): start it now, beside the
         # preflight, and check the engine arguments once it is done, before the engine starts.
-        self._vllm_import = VllmImport()
+        self._vllm_import = Background(import_engine_modules, "structeval-import-vllm")
 
     def check_engine_args(self) -> None:
         """The user's engine arguments against the installed vLLM, once its import is done; a
@@ -320,7 +320,11 @@ class StructevalSession:
                         # engine core) stay out of the traceback pytest renders.
                         raise KeyboardInterrupt from None
                 if self.sweep is None and not self.settings.replay:
-                    self._release = Release(self.evaluation.close)
+                    # Every generation is in: nothing needs the engine (or the session's server)
+                    # again, and its release (seconds: vLLM's processes exit one after the
+                    # other, 1.7 s on an H100, 3.3 s on two CPU cores) overlaps the scoring, the
+                    # tasks and the reports instead of following them.
+                    self._release = Background(self.evaluation.close, "structeval-release")
         return self._generations
 
     def _interrupted(self) -> str:
@@ -672,31 +676,3 @@ class VerdictLine:
             terminalreporter.write_sep("-", "structeval verdict")
             passed = verdict.passed
             terminalreporter.write_line(verdict.line(), green=passed, red=not passed, bold=True)
-
-
-class Release:
-    """The evaluation's engine (or its server) released in a background thread once every
-    generation is in: nothing needs it again, and its shutdown (seconds: vLLM's processes exit
-    one after the other, 1.7 s on an H100 and 3.3 s on two CPU cores) then overlaps the scoring
-    and the tasks' pytest work instead of following them. ``wait`` joins it, returns the
-    seconds it waited, and raises what the release raised."""
-
-    def __init__(self, close: Callable[[], None]) -> None:
-        self._close = close
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="structeval-release", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            self._close()
-        except BaseException as exc:  # raised again in the main thread, by wait()
-            self._error = exc
-
-    def wait(self) -> float:
-        started = time.perf_counter()
-        self._thread.join()
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
-        return time.perf_counter() - started

@@ -493,40 +493,27 @@ def start_engine(
     raise EngineStartError(str(kwargs.get("model")), failures, free_total=free_total)
 
 
-class VllmImport:
-    """vLLM's modules imported in a background thread, beside the preflight (the plugin starts
-    one once it knows an engine is needed); ``wait`` joins it and returns the seconds it
-    waited. An import that fails is left to the preflight (vllm-importable) to explain."""
+# ``import vllm`` alone is cheap: vLLM's package loads ``LLM``, its configs and its engine
+# arguments lazily, on first use. These are what the argument check and the engine start use.
+ENGINE_MODULES = (
+    "vllm",
+    "vllm.config",
+    "vllm.engine.arg_utils",
+    "vllm.entrypoints.llm",  # LLM, and with it the engine client and core
+    "vllm.sampling_params",
+    "vllm.model_executor.layers.quantization",
+)
 
-    def __init__(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="structeval-import-vllm")
-        self._thread.daemon = True
-        self._thread.start()
 
-    # ``import vllm`` alone is cheap: vLLM's package loads ``LLM``, its configs and its
-    # engine arguments lazily, on first use. These are what the argument check and the engine
-    # start use; importing them here keeps that cost (5-7 s on a GPU machine, measured with
-    # py-spy) off the main thread, behind the preflight.
-    MODULES = (
-        "vllm",
-        "vllm.config",
-        "vllm.engine.arg_utils",
-        "vllm.entrypoints.llm",  # LLM, and with it the engine client and core
-        "vllm.sampling_params",
-        "vllm.model_executor.layers.quantization",
-    )
-
-    @classmethod
-    def _run(cls) -> None:
-        prepare_environment()
-        for name in cls.MODULES:
-            try:
-                importlib.import_module(name)  # the import is the point: it warms sys.modules
-            except BaseException:  # a failed import is the preflight's to explain
-                if name == "vllm":
-                    return
-
-    def wait(self) -> float:
-        started = time.perf_counter()
-        self._thread.join()
-        return time.perf_counter() - started
+def import_engine_modules() -> None:
+    """Import ``ENGINE_MODULES``, to warm ``sys.modules``: the plugin runs this in a background
+    thread beside the preflight, which keeps the import (5-7 s of the main thread on a GPU
+    machine, measured with py-spy) behind it. An import that fails is left to the preflight
+    (vllm-importable) to explain."""
+    prepare_environment()
+    for name in ENGINE_MODULES:
+        try:
+            importlib.import_module(name)
+        except BaseException:  # the preflight says why
+            if name == "vllm":
+                return
