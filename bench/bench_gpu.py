@@ -64,6 +64,14 @@ print("BARE " + json.dumps({"import": t1 - t0, "engine start": t2 - t1, "generat
 """
 
 
+def phases_of(output: str) -> dict[str, float]:
+    """A plugin run's phase lines (``structeval: NAME SECONDS s``), by name."""
+    return {
+        m[1]: float(m[2])
+        for m in re.finditer(r"^structeval: (.+?) (\d+\.\d) s$", output, re.MULTILINE)
+    }
+
+
 def answer_lengths(answers: Path, model: str, cap: int) -> dict[str, int]:
     """task_id -> the token length of that task's answer in a submission (at most ``cap``)."""
     from transformers import AutoTokenizer  # lazy: only the realistic workload needs it
@@ -156,10 +164,7 @@ def main() -> None:
                 result["plugin"] = {"skipped": "per-task max_tokens: bare script only"}
             else:
                 wall, out, rc = timed(command, env, work)
-                phases = {
-                    m[1]: float(m[2])
-                    for m in re.finditer(r"^structeval: (.+?) (\d+\.\d) s$", out, re.MULTILINE)
-                }
+                phases = phases_of(out)
                 result["plugin"] = {"wall": wall, "rc": rc, "phases": phases}
                 if rc != 0:
                     result["plugin"]["tail"] = out[-3000:]  # type: ignore[index]

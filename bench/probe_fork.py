@@ -27,12 +27,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench_gpu import phases_of  # bench/ is on sys.path: this runs as bench/probe_fork.py
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,7 +70,7 @@ def run():
 # bareargs (only the notebook's engine arguments), noguard (no SIGINT handler).
 PATCH = """
 import contextlib, os
-from pytest_structeval import interrupt, session
+from pytest_structeval import session
 from pytest_structeval.backends import engine, vllm_offline
 
 patches = set(filter(None, os.environ.get("PROBE_PATCH", "").split(",")))
@@ -156,10 +157,7 @@ def main() -> None:
             if result.exists():
                 run.update({k: round(v, 2) for k, v in json.loads(result.read_text()).items()})
             out = done.stdout + done.stderr
-            phases = {
-                m[1]: float(m[2])
-                for m in re.finditer(r"^structeval: (.+?) (\d+\.\d) s$", out, re.M)
-            }
+            phases = phases_of(out)
             if phases:
                 run["phases"] = phases
                 gen = next((v for k, v in phases.items() if k.startswith("generation")), None)
