@@ -266,6 +266,7 @@ class StructEvalCallback(TrainerCallback):
             cache=None,
             progress=False,
             trust_env=False,  # a loopback server: no proxy may stand in between
+            cpu_server=platform_is_cpu(),  # the callback's own server, on this machine
         )
         with Evaluation(settings, tasks=self.taskset, backend=backend) as evaluation:
             report = evaluation.run(self.subset)

@@ -20,6 +20,7 @@ from fault_server import ADAPTER, MODEL, FaultServer, answer_for
 from pytest_structeval.backends.base import TaskFailure
 from pytest_structeval.backends.cache import GenerationCache
 from pytest_structeval.backends.openai_client import EndpointError
+from pytest_structeval.backends.platform import platform_is_cpu
 from pytest_structeval.backends.request import NEUTRAL_SAMPLING, sampling_params
 from pytest_structeval.backends.served import OpenAIBackend
 from pytest_structeval.backends.vllm_offline import VllmBackend
@@ -212,8 +213,28 @@ def test_sampling_is_the_offline_engines(temperature: float) -> None:
     sampling = Sampling(temperature=temperature, max_tokens=77)
     offline = VllmBackend(Engine(model="any/model"), sampling)
     assert offline.sampling_params == sampling_params(
-        Sampling(temperature=temperature, max_tokens=77, seed=0)
+        Sampling(temperature=temperature, max_tokens=77, seed=0), cpu=platform_is_cpu()
     )
+
+
+def test_a_cpu_server_gets_no_per_request_seed(stub: FaultServer) -> None:
+    """vLLM's CPU build cannot rewind a per-request generator (request.sampling_params): a
+    server of our own on a CPU machine is sent the sampling without it, and its identity says
+    so; an endpoint, whose platform is unknown, keeps it."""
+    tasks = make_tasks("Please output JSON for a book")
+    served_args = served(stub.url, max_tokens=32, temperature=0.7, seed=5)
+    cpu = OpenAIBackend(*served_args, progress=False, cpu_server=True)
+    cpu.generate(tasks)
+    endpoint = OpenAIBackend(*served_args, progress=False)
+    endpoint.generate(tasks)
+    on_cpu, elsewhere = stub.requests
+    assert (on_cpu["temperature"], "seed" in on_cpu) == (0.7, False)
+    assert elsewhere["seed"] == 5
+    assert "seed" not in cpu.cache_identity()["sampling_params"]
+    assert endpoint.cache_identity()["sampling_params"]["seed"] == 5
+    assert {k: v for k, v in on_cpu.items() if k != "seed"} == {
+        k: v for k, v in elsewhere.items() if k != "seed"
+    }
 
 
 def test_api_key_from_argument_or_environment(

@@ -206,7 +206,8 @@ def test_a_server_killed_mid_run_is_named_and_replaced(
     served.generate(tasks[:1])
     server = served.server
     assert server.process is not None
-    group = server.process.pid
+    process = server.process
+    group = process.pid
 
     class KillingCache(GenerationCache):
         """Kills the server (and its engine, as the OOM killer would) once the first answer of
@@ -216,15 +217,26 @@ def test_a_server_killed_mid_run_is_named_and_replaced(
             path = super().put(identity, task, generation)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(group, signal.SIGKILL)
+            process.wait(timeout=60)  # reaped: from here on the backend knows it is gone
             return path
 
     fresh = [replace(t, task_id=f"new-{t.task_id}", query=t.query + " (again)") for t in tasks]
     served.cache = KillingCache(cache_dir)
+    # Two at a time, so the kill lands with most of the batch unsent: with all 150 in flight
+    # a fast server could answer every one before the first answer is stored.
+    assert served.client is not None
+    served.client.concurrency = 2
+    retries_before = served.stats.retries
     try:
         generations = served.generate(fresh)
     finally:
         served.cache = GenerationCache(cache_dir)
-    assert served.failures, "the server died with requests in flight"
+    assert len(served.failures) >= 148, "the server died with requests in flight"
+    # Nothing is retried against a server known to be dead: the unsent tasks fail at once.
+    assert served.stats.retries == retries_before
+    assert sum(f.attempts == 0 for f in served.failures.values()) >= 147
+    unsent = next(f for f in served.failures.values() if f.attempts == 0)
+    assert unsent.message() == f"no generation for task {unsent.task_id}: {unsent.cause}"
     assert set(generations) | set(served.failures) == {t.task_id for t in fresh}
     for failure in served.failures.values():
         assert failure.cause.endswith(

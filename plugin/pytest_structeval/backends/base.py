@@ -49,6 +49,8 @@ class TaskFailure:
         return asdict(self)
 
     def message(self) -> str:
+        if self.attempts == 0:  # never sent (its server had already exited)
+            return f"no generation for task {self.task_id}: {self.cause}"
         tries = "1 attempt" if self.attempts == 1 else f"{self.attempts} attempts"
         return f"no generation for task {self.task_id} after {tries}: {self.cause}"
 

@@ -151,7 +151,11 @@ class OpenAIClient:
     ``model`` None: the one model the server serves. ``api_key`` None: ``$VLLM_API_KEY``, else
     no key. ``progress``: True for a tqdm bar (when tqdm is installed), a tqdm-like factory, or
     False. ``trust_env``: let httpx read proxy and certificate settings from the environment
-    (off for the session's own loopback server)."""
+    (off for the session's own loopback server). ``gone``: for a server this process started,
+    True once it has exited; from then on no request is sent or retried, so the tasks left
+    fail at once instead of each retrying against a dead port. ``cpu_server``: the server runs
+    vLLM's CPU build (the session's own server on a CPU machine), which takes no per-request
+    seed (``request.sampling_params``)."""
 
     def __init__(
         self,
@@ -165,6 +169,8 @@ class OpenAIClient:
         policy: RequestPolicy,
         progress: bool | Callable[..., Any] = True,
         trust_env: bool = True,
+        gone: Callable[[], bool] | None = None,
+        cpu_server: bool = False,
     ) -> None:
         self.base_url = api_base(endpoint)
         self.root_url = self.base_url[: -len("/v1")]
@@ -178,6 +184,8 @@ class OpenAIClient:
         self.concurrency = policy.concurrency or DEFAULT_CONCURRENCY
         self.progress = progress
         self.trust_env = trust_env
+        self.gone = gone
+        self.cpu_server = cpu_server
         self.info: ServerInfo | None = None
         self._retries = 0
 
@@ -289,7 +297,7 @@ class OpenAIClient:
             "served_model": info.model,
             "adapter": info.adapter,
             "vllm": info.version,
-            "sampling_params": request.request_sampling(self.sampling),
+            "sampling_params": request.request_sampling(self.sampling, cpu=self.cpu_server),
             "structured_outputs": self.structured_outputs,
         }
 
@@ -301,7 +309,7 @@ class OpenAIClient:
             "served_model": info.model if info else None,
             "served_adapter": info.adapter if info else None,
             "server_vllm": info.version if info else None,
-            "sampling_params": request.request_sampling(self.sampling),
+            "sampling_params": request.request_sampling(self.sampling, cpu=self.cpu_server),
             "structured_outputs": request.structured_outputs_meta(self.structured_outputs),
             "concurrency": self.concurrency,
             "request_timeout": self.policy.request_timeout,
@@ -381,9 +389,15 @@ class OpenAIClient:
 
         policy = self.policy
         body = request.chat_body(
-            task, model_field, self.sampling, structured_outputs=self.structured_outputs
+            task,
+            model_field,
+            self.sampling,
+            structured_outputs=self.structured_outputs,
+            cpu=self.cpu_server,
         )
         for attempt in range(1, policy.max_attempts + 1):
+            if self._server_gone():
+                return TaskFailure(task.task_id, "not sent: the server had exited", attempt - 1)
             wait: float | None = None
             try:
                 # wait_for bounds the whole request: httpx's read timeout restarts with every
@@ -409,11 +423,14 @@ class OpenAIClient:
                 if response.status_code != 429 and response.status_code < 500:
                     return TaskFailure(task.task_id, cause, attempt)  # 4xx: asking again won't help
                 wait = _retry_after(response)
-            if attempt == policy.max_attempts:
+            if attempt == policy.max_attempts or self._server_gone():
                 return TaskFailure(task.task_id, cause, attempt)
             self._retries += 1
             await asyncio.sleep(self._backoff(attempt, wait))
         raise AssertionError("unreachable: the last attempt returns")
+
+    def _server_gone(self) -> bool:
+        return self.gone is not None and self.gone()
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         policy = self.policy

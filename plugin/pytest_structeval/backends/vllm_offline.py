@@ -59,6 +59,7 @@ class VllmBackend(Backend):
             raise ValueError("the in-process engine needs a model")
         self.engine = engine
         self.sampling = sampling
+        self.cpu = platform_is_cpu()
         self.progress = progress
         self.model_path = model_path if model_path is not None else resolve_model(engine.model)
         self.adapter = (
@@ -74,12 +75,12 @@ class VllmBackend(Backend):
             model_path=self.model_path,
             max_lora_rank=self.adapter.max_lora_rank if self.adapter else None,
             max_loras=max_loras,
-            cpu=platform_is_cpu(),
+            cpu=self.cpu,
         )
         # A sweep's adapters on one engine: ``lead`` (the first adapter's backend) starts it
         # and generates every adapter's misses in one batch (``base.generate_runs``).
         self._lead = lead
-        self.sampling_params = request.sampling_params(sampling)
+        self.sampling_params = request.sampling_params(sampling, cpu=self.cpu)
         self.ladder = (
             list(ladder)
             if ladder is not None
@@ -106,6 +107,7 @@ class VllmBackend(Backend):
                 adapter_path=self.adapter.path if self.adapter else None,
                 args=self.engine_args,
                 vllm_version=library_versions()["vllm"],
+                cpu=self.cpu,
             )
         return {**self._identity, "engine_args": request.identity_args(engine_args)}
 
