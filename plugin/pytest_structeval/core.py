@@ -321,12 +321,13 @@ class Evaluation:
         self.check_selection(tasks)
         started = time.perf_counter()
         backend = self.backend
-        if shared is not None and not self.settings.replay:
-            generations = shared.generate(backend, tasks, on_phase=on_phase)
-        else:
-            generations = backend.generate(tasks, on_phase=on_phase)
-        self.timings["generation"] = time.perf_counter() - started
-        return generations
+        try:
+            if shared is not None and not self.settings.replay:
+                return shared.generate(backend, tasks, on_phase=on_phase)
+            return backend.generate(tasks, on_phase=on_phase)
+        finally:
+            # Also when interrupted or failed: the time went to generating, not elsewhere.
+            self.timings["generation"] = time.perf_counter() - started
 
     def score(self, task: Task, generation: Generation) -> TaskResult:
         """Score one generation and judge it (against the baseline when there is one)."""
