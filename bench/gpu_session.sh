@@ -5,6 +5,9 @@
 # (for realistic answer lengths) are read from $DATA (default .gpu/data, carried to the machine).
 #   bash bench/gpu_session.sh stage1   bare script vs plugin, the notebook's settings, twice; the
 #                                      plugin's defaults at max_tokens 1024 (first compile)
+#   bash bench/gpu_session.sh ratio    bare script and plugin, the notebook's settings, max_tokens
+#                                      1024, three pairs in alternating order
+#   bash bench/gpu_session.sh spy      one bare and one plugin run at 1024 under py-spy
 #   bash bench/gpu_session.sh stage2   realistic answer lengths at max_tokens 4096: the notebook's
 #                                      engine, the plugin's eager and default engines
 #   bash bench/gpu_session.sh stage3   --serve with the notebook's settings; -n 2 in-process and
@@ -71,6 +74,29 @@ stage1)
   done
   [ -n "${SKIP_DEFAULTS:-}" ] || plugin_run plugin_defaults_1024_first --max-tokens=1024 --no-cache
   ;;
+ratio)
+  # The whole-run ratio at max_tokens 1024 with the notebook's settings, three pairs in
+  # alternating order (bare first, plugin first, bare first), so a drift of the machine over
+  # the minutes shows as a difference between the pairs rather than as the plugin's cost.
+  for order in "bare plugin" "plugin bare" "bare plugin"; do
+    for only in $order; do
+      record "ratio_$only" "$(python3 bench/bench_gpu.py --model "$MODEL" --tasks "$TASKS" \
+        --max-tokens 1024 --only "$only")"
+    done
+  done
+  ;;
+spy)
+  # Where the plugin's generation loses its seconds against the bare script's (same engine):
+  # py-spy (every process, idle stacks included, 40 Hz) over one bare run and one plugin run
+  # at max_tokens 1024; collapsed stacks in $OUT/spy_{bare,plugin}.txt (bench/spy_diff.py).
+  python3 -m pip install -q --no-index --no-deps --target /tmp/pyspy .gpu/tools/py_spy-*.whl
+  for only in bare plugin; do
+    /tmp/pyspy/bin/py-spy record --subprocesses --idle --rate 40 --format raw \
+      --output "$LOGS/spy_$only.txt" -- python3 bench/bench_gpu.py --model "$MODEL" \
+      --tasks "$TASKS" --max-tokens 1024 --only "$only" >"$LOGS/spy_$only.json" 2>"$LOGS/spy_$only.err"
+    record "spy_$only" "$(grep '^{' "$LOGS/spy_$only.json" | tail -1)"  # py-spy prints too
+  done
+  ;;
 stage2)
   record realistic_4096 "$(python3 bench/bench_gpu.py --model "$MODEL" --tasks "$TASKS" \
     --max-tokens 4096 --answers "$ANSWERS")"
@@ -105,7 +131,7 @@ PY
   nvidia-smi --query-compute-apps=pid,used_memory --format=csv
   ;;
 *)
-  echo "usage: bash bench/gpu_session.sh stage1|stage2|probe|stage3b|stage3" >&2
+  echo "usage: bash bench/gpu_session.sh stage1|ratio|spy|stage2|probe|stage3b|stage3" >&2
   exit 2
   ;;
 esac

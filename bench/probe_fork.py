@@ -13,7 +13,8 @@ Each variant runs in a fresh process and prints its import, engine start and gen
   imports it beside its preflight;
 - ``plugin``, ``plugin-spawn``, ``plugin-inproc``: ``pytest --model=...`` with the notebook's
   settings, forked, spawned, or with the engine core in-process; ``plugin-nolog``,
-  ``plugin-notap``, ``plugin-bareargs``, ``plugin-noguard`` (or several joined by ``+``): the
+  ``plugin-notap``, ``plugin-bareargs``, ``plugin-noguard``, ``plugin-nopreflight``,
+  ``plugin-nothread`` (or several joined by ``+``): the
   plugin with that part of its own switched off (see ``PATCH``).
 
     python bench/probe_fork.py --model DIR --tasks public_150.json [--max-tokens 512]
@@ -67,7 +68,8 @@ def run():
 
 # -p probe_patch: the plugin with one of its own parts switched off (PROBE_PATCH, comma-separated):
 # nolog (no pipes for the engine's output), notap (no per-step tap of finished requests),
-# bareargs (only the notebook's engine arguments), noguard (no SIGINT handler).
+# bareargs (only the notebook's engine arguments), noguard (no SIGINT handler), nopreflight (no
+# check runs: each passes), nothread (vLLM imported and the engine released in the main thread).
 PATCH = """
 import contextlib, os
 from pytest_structeval import session
@@ -86,6 +88,17 @@ if "bareargs" in patches:
     engine.VllmEngine.__init__ = bare_init
 if "noguard" in patches:
     session.SigintGuard = contextlib.nullcontext
+if "nopreflight" in patches:
+    session.StructevalSession.check_result = (
+        lambda self, name: session.TimedCheck("pass", "not run (probe)", "", 0.0)
+    )
+if "nothread" in patches:
+    class Inline:
+        def __init__(self, function, name):
+            function()
+        def wait(self):
+            return 0.0
+    session.Background = Inline
 """
 
 PYTEST_VARIANTS = {
