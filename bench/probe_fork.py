@@ -52,8 +52,9 @@ def run():
         importer.join()
     from vllm import LLM, SamplingParams
     t1 = time.perf_counter()
+    extra = {"dtype": cfg["dtype"]} if cfg.get("dtype") else {}
     llm = LLM(model=cfg["model"], max_model_len=4096, gpu_memory_utilization=0.8,
-              enforce_eager=True)
+              enforce_eager=True, **extra)
     t2 = time.perf_counter()
     tasks = json.load(open(cfg["tasks"], encoding="utf-8"))
     conversations = [[{"role": "user", "content": t["query"]}] for t in tasks]
@@ -114,6 +115,7 @@ def main() -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--tasks", required=True, type=Path)
     parser.add_argument("--max-tokens", type=int, default=512)
+    parser.add_argument("--dtype", help="the engine's dtype (float32 on vLLM's CPU build)")
     parser.add_argument(
         "--variants",
         default="bare,pytest,plugin,bare-inproc,plugin-inproc,pytest-no-warnings,"
@@ -127,7 +129,9 @@ def main() -> None:
         (work / "test_probe.py").write_text(
             "from probe_body import run\n\ndef test_probe():\n    run()\n"
         )
-        (work / "bare.py").write_text("from probe_body import run\nrun()\n")
+        (work / "bare.py").write_text(  # guarded: vLLM's CPU build spawns its engine core
+            "from probe_body import run\n\nif __name__ == '__main__':\n    run()\n"
+        )
         (work / "probe_patch.py").write_text(PATCH)
         (work / "plugin-runs").mkdir()  # no test file of the probe's own: the plugin's tasks only
         for variant in args.variants.split(","):
@@ -135,7 +139,7 @@ def main() -> None:
             result.unlink(missing_ok=True)
             cfg = {"model": args.model, "tasks": str(args.tasks.resolve()),
                    "max_tokens": args.max_tokens, "result": str(result),
-                   "thread_import": variant == "bare-thread"}  # fmt: skip
+                   "thread_import": variant == "bare-thread", "dtype": args.dtype}  # fmt: skip
             env = {**os.environ, "PROBE_CFG": json.dumps(cfg)}
             env["PYTHONPATH"] = os.pathsep.join(
                 filter(None, [str(work), str(ROOT / "plugin"), os.environ.get("PYTHONPATH")])
@@ -158,6 +162,7 @@ def main() -> None:
                     f"--max-tokens={args.max_tokens}", "--vllm-arg", "enforce_eager=true",
                     "--gpu-memory-utilization=0.8", "--max-model-len=4096", "--no-cache",
                     f"--out={work / variant}",
+                    *([f"--dtype={args.dtype}"] if args.dtype else []),
                 ]  # fmt: skip
                 if variant.startswith("plugin-no") or variant.startswith("plugin-bare"):
                     env["PROBE_PATCH"] = variant.removeprefix("plugin-").replace("+", ",")
