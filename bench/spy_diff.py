@@ -21,7 +21,7 @@ from pathlib import Path
 
 # A record is "frame;frame;... count": process frames carry a quoted command line that may
 # hold newlines and semicolons, so records are found by their start ("process N:").
-RECORD = re.compile(r'(process \d+:.*?) (\d+)\n(?=process \d+:|\Z)', re.S)
+RECORD = re.compile(r"(process \d+:.*?) (\d+)\n(?=process \d+:|\Z)", re.S)
 
 
 def records(path: Path) -> Iterator[tuple[list[str], int]]:
@@ -57,24 +57,31 @@ def calls(frames: list[str]) -> list[str]:
 Samples = list[tuple[list[str], int]]
 
 
-def paths_below(samples: Samples, process: str, anchor: str, depth: int) -> collections.Counter[str]:
-    counts: collections.Counter[str] = collections.Counter()
+def below(samples: Samples, process: str, anchor: str) -> Iterator[tuple[list[str], int, int]]:
+    """The call stacks of ``process`` that pass through ``anchor``: (stack, the anchor's index,
+    samples)."""
     for frames, n in samples:
         if process not in process_of(frames):
             continue
         stack = calls(frames)
         at = next((i for i, f in enumerate(stack) if f.startswith(anchor)), None)
         if at is not None:
-            counts[" > ".join(stack[at + 1 : at + 1 + depth]) or "(self)"] += n
+            yield stack, at, n
+
+
+def paths_below(
+    samples: Samples, process: str, anchor: str, depth: int
+) -> collections.Counter[str]:
+    counts: collections.Counter[str] = collections.Counter()
+    for stack, at, n in below(samples, process, anchor):
+        counts[" > ".join(stack[at + 1 : at + 1 + depth]) or "(self)"] += n
     return counts
 
 
 def leaves_below(samples: Samples, process: str, anchor: str) -> collections.Counter[str]:
     counts: collections.Counter[str] = collections.Counter()
-    for frames, n in samples:
-        stack = calls(frames)
-        if process in process_of(frames) and any(f.startswith(anchor) for f in stack):
-            counts[stack[-1]] += n
+    for stack, _, n in below(samples, process, anchor):
+        counts[stack[-1]] += n
     return counts
 
 
@@ -108,7 +115,9 @@ def main() -> None:
     base_leaves = leaves_below(base_samples, args.process, args.anchor)
     other_leaves = leaves_below(other_samples, args.process, args.anchor)
     print("\nleaf frames that grew most")
-    grown = sorted(set(base_leaves) | set(other_leaves), key=lambda k: (base_leaves[k] - other_leaves[k], k))
+    grown = sorted(
+        set(base_leaves) | set(other_leaves), key=lambda k: (base_leaves[k] - other_leaves[k], k)
+    )
     for key in grown[:15]:
         print(f"  {base_leaves[key]:6d} {other_leaves[key]:6d}  {key[:150]}")
 

@@ -129,9 +129,7 @@ def test_ctrl_c_during_generation_ends_the_run_as_pytest_does(tmp_path: Path) ->
     assert "ERROR at setup" not in text
     assert group_gone(run.process.pid, timeout=10), "a process of the run outlived it"
     # Lines as a terminal shows them: a progress bar redraws its own line with "\r".
-    lines = [
-        line for line in text.split("\n") if line.strip()
-    ]
+    lines = [line for line in text.split("\n") if line.strip()]
     assert len(lines) <= 60, "\n".join(lines)
     said = re.search(
         r"structeval: interrupted during generation: (\d+) of 150 generations finished before "
@@ -143,7 +141,9 @@ def test_ctrl_c_during_generation_ends_the_run_as_pytest_does(tmp_path: Path) ->
     assert kept >= seen_done and kept + missing == 150 and missing > 0
     # The phase lines still add up: the generation until the interrupt is counted as such,
     # not as the tasks' pytest work.
-    generating_for = re.search(r"structeval: generation \(cache lookup included\) (\d+\.\d) s", text)
+    generating_for = re.search(
+        r"structeval: generation \(cache lookup included\) (\d+\.\d) s", text
+    )
     assert generating_for and float(generating_for[1]) > 0, text[-3000:]
     # What the message says is what the cache holds: looked up as a re-run would, with no engine.
     settings = Settings.of(
