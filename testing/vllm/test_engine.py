@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,8 +30,47 @@ def config(tiny_model: Path, fast_engine: dict[str, object]) -> Settings:
     return Settings.of(model=str(tiny_model), max_tokens=MAX_TOKENS, vllm_args=fast_engine)
 
 
+# Installed through PYTHONPATH for this module's engine: each process vLLM spawns (only they
+# get --multiprocessing-fork) writes, as its very last exit handler (registered first), how
+# many objects gc.freeze() had moved out of the final collection's reach.
+_RECORD_EXIT = textwrap.dedent(
+    """
+    import atexit, gc, os, sys
+
+    RECORDS = os.environ.get("STRUCTEVAL_TEST_EXIT_RECORDS")
+
+    def _record():
+        with open(os.path.join(RECORDS, str(os.getpid())), "w") as out:
+            out.write(str(gc.get_freeze_count()))
+
+    if RECORDS and "--multiprocessing-fork" in sys.argv:
+        atexit.register(_record)
+    """
+)
+
+
 @pytest.fixture(scope="module")
-def first_run(config: Settings, cache_dir: Path, tasks: list[Task]) -> Iterator[dict]:
+def exit_records(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A folder where the engine's spawned processes record their exit (``_RECORD_EXIT``)."""
+    site, records = tmp_path_factory.mktemp("record-exit"), tmp_path_factory.mktemp("exits")
+    (site / "sitecustomize.py").write_text(_RECORD_EXIT, encoding="utf-8")
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "STRUCTEVAL_TEST_EXIT_RECORDS")}
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), saved["PYTHONPATH"]]))
+    os.environ["STRUCTEVAL_TEST_EXIT_RECORDS"] = str(records)
+    try:
+        yield records
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def first_run(
+    config: Settings, cache_dir: Path, tasks: list[Task], exit_records: Path
+) -> Iterator[dict]:
     """Generate once, recording each store() call and whether it happened inside the engine
     loop (that is, before LLM.chat returned)."""
     backend = VllmBackend(
@@ -115,3 +156,16 @@ def test_partial_cache_generates_only_the_misses(
     results = backend.generate([*tasks, extra])
     assert results["new"].from_cache is False
     assert sum(g.from_cache for g in results.values()) == len(tasks)
+
+
+def test_the_engines_processes_exit_without_a_last_collection(
+    first_run: dict, exit_records: Path
+) -> None:
+    """backends/quick_exit.py, loaded by vLLM in the engine core and its worker: each had
+    frozen its objects when it exited, so the interpreter's final collection (about 2 s each on
+    2 cores) skipped them. Last in the module: it releases the module's engine."""
+    assert not list(exit_records.iterdir())  # the engine is still running
+    first_run["backend"].close()
+    frozen = {p.name: int(p.read_text()) for p in exit_records.iterdir()}
+    assert len(frozen) >= 2, frozen  # the engine core and one worker, at least
+    assert all(count > 100_000 for count in frozen.values()), frozen

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from pytest_structeval.backends import quick_exit
 from pytest_structeval.backends.adapter import AdapterError, validate_adapter
 from pytest_structeval.backends.base import Generation
 from pytest_structeval.backends.cache import GenerationCache, cache_key
@@ -18,6 +22,8 @@ from pytest_structeval.backends.engine import (
     is_memory_error,
     root_cause,
 )
+from pytest_structeval.backends.platform import vllm_environment
+from pytest_structeval.backends.quick_exit import QUICK_EXIT
 from pytest_structeval.backends.request import structured_outputs_spec
 from pytest_structeval.backends.vllm_offline import VllmBackend
 from pytest_structeval.models import BUILTIN_TINY, resolve_model
@@ -325,3 +331,81 @@ def test_the_vllm_api_that_storing_as_generations_finish_relies_on() -> None:
     assert {"request_id", "prompt_token_ids", "outputs", "finished"} <= set(fields)
     # Request ids are consecutive from the LLM's counter: how an output finds its task.
     assert "self.request_counter" in inspect.getsource(vllm.LLM)
+
+
+# -- quick exit ---------------------------------------------------------------------------
+
+# A parent and the child it spawns, each holding a reference cycle of objects that say when
+# the garbage collector frees them, each calling the plugin as vLLM does (twice: vLLM may load
+# its plugins more than once in a process).
+_CYCLE_AT_EXIT = """
+import multiprocessing
+import sys
+
+from pytest_structeval.backends import quick_exit
+
+
+class Noisy:
+    def __init__(self, owner):
+        self.owner = owner
+
+    def __del__(self):
+        print(f"{self.owner} collected at exit", flush=True)
+
+
+def hold_a_cycle(owner):
+    quick_exit.install()
+    quick_exit.install()
+    a, b = Noisy(owner), Noisy(owner)
+    a.other, b.other = b, a  # only the garbage collector frees these
+    sys.modules["__main__"].kept = a
+    print(owner, "installed", quick_exit._installed, flush=True)
+
+
+if __name__ == "__main__":
+    child = multiprocessing.get_context("spawn").Process(target=hold_a_cycle, args=("child",))
+    child.start()
+    child.join()
+    assert child.exitcode == 0, child.exitcode
+    hold_a_cycle("parent")
+"""
+
+
+@pytest.mark.parametrize("value", ["1", "0", None])
+def test_quick_exit_skips_the_last_collection_only_where_asked(
+    value: str | None, tmp_path: Path
+) -> None:
+    script = tmp_path / "cycle.py"
+    script.write_text(_CYCLE_AT_EXIT, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != QUICK_EXIT}
+    if value is not None:
+        env[QUICK_EXIT] = value
+    done = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    # The parent (the process that runs pytest, for an engine) always ends as it would.
+    assert "parent installed False" in done.stdout
+    assert done.stdout.count("parent collected at exit") == 2
+    if value == "1":  # vLLM's engine core and workers are such children
+        assert "child installed True" in done.stdout
+        assert "child collected at exit" not in done.stdout
+        assert "Exception" not in done.stderr
+    else:  # not asked: this package changes nothing in a process it did not start
+        assert "child installed False" in done.stdout
+        assert done.stdout.count("child collected at exit") == 2
+
+
+def test_quick_exit_is_a_vllm_general_plugin_of_the_installed_package() -> None:
+    from vllm.plugins import DEFAULT_PLUGINS_GROUP, load_plugins_by_group
+
+    assert load_plugins_by_group(DEFAULT_PLUGINS_GROUP)["structeval-quick-exit"] is (
+        quick_exit.install
+    )
+
+
+def test_engines_and_servers_this_package_starts_ask_for_the_quick_exit(monkeypatch) -> None:
+    monkeypatch.delenv(QUICK_EXIT, raising=False)
+    assert vllm_environment()[QUICK_EXIT] == "1"
+    monkeypatch.setenv(QUICK_EXIT, "0")  # what the user set wins
+    assert vllm_environment()[QUICK_EXIT] == "0"

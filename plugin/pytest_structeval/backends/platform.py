@@ -13,6 +13,8 @@ import shutil
 import subprocess
 import sys
 
+from .quick_exit import QUICK_EXIT
+
 
 def start_method() -> str:
     """How vLLM should start its engine core: what the user set (``VLLM_WORKER_MULTIPROC_METHOD``)
@@ -36,11 +38,13 @@ def start_method() -> str:
 def vllm_environment() -> dict[str, str]:
     """The variables vLLM reads at import time, as an evaluation wants them (what the user set
     wins, except that usage statistics are always off): the start method of ``start_method``;
-    usage statistics off because an evaluation run should not phone home."""
+    usage statistics off because an evaluation run should not phone home; the engine's
+    processes exiting without a last garbage collection (``quick_exit``)."""
     return {
         "VLLM_WORKER_MULTIPROC_METHOD": start_method(),
         "VLLM_NO_USAGE_STATS": "1",
         "DO_NOT_TRACK": os.environ.get("DO_NOT_TRACK", "1"),
+        QUICK_EXIT: os.environ.get(QUICK_EXIT, "1"),
     }
 
 
