@@ -83,8 +83,9 @@ BARE_SCRIPT = textwrap.dedent(
 )
 
 # The plugin's phase lines: "structeval: preflight 19 checks 0.1 s", "structeval: engine start
-# 13.2 s", "structeval: generation 150 prompts 1.0 s".
-PHASE_LINE = re.compile(r"structeval: (?P<phase>[a-z][a-z ]*?)(?: \d+ [a-z]+)? (?P<s>\d+\.\d+) s$")
+# 13.2 s", "structeval: generation 150 prompts 1.0 s", and the table at the end ("structeval:
+# engine release (the part not overlapped) 1.9 s", "structeval: vLLM import (...) 3.4 s").
+PHASE_LINE = re.compile(r"structeval: (?P<phase>[A-Za-z][^\d]*?)(?: \d+ [a-z]+)? (?P<s>\d+\.\d+) s$")
 
 # pytest as the command line runs it, plus a timer around its collection phase (argv[1]: where
 # to write the timing; the rest: pytest's arguments).
