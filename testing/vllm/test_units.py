@@ -359,7 +359,6 @@ def hold_a_cycle(owner):
     a, b = Noisy(owner), Noisy(owner)
     a.other, b.other = b, a  # only the garbage collector frees these
     sys.modules["__main__"].kept = a
-    print(owner, "installed", quick_exit._installed, flush=True)
 
 
 if __name__ == "__main__":
@@ -385,14 +384,11 @@ def test_quick_exit_skips_the_last_collection_only_where_asked(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     # The parent (the process that runs pytest, for an engine) always ends as it would.
-    assert "parent installed False" in done.stdout
     assert done.stdout.count("parent collected at exit") == 2
     if value == "1":  # vLLM's engine core and workers are such children
-        assert "child installed True" in done.stdout
         assert "child collected at exit" not in done.stdout
         assert "Exception" not in done.stderr
     else:  # not asked: this package changes nothing in a process it did not start
-        assert "child installed False" in done.stdout
         assert done.stdout.count("child collected at exit") == 2
 
 
