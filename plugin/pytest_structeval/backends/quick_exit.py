@@ -50,7 +50,8 @@ def _exit_quickly() -> None:
     triton's module, "Exception ignored in" from a finaliser during teardown), so standard error
     goes to the null device; the process has finished everything it was started for."""
     gc.freeze()
-    sys.stderr.flush()
+    if sys.stderr is not None:
+        sys.stderr.flush()
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     os.close(devnull)
