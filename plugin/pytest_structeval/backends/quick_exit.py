@@ -8,8 +8,10 @@ Where vLLM spawns its processes (always on the CPU build) they exit one after th
 waiting for its child, so an engine's release took 4.4 s, about 3 s of them in those two exits
 (bench/README.md). ``gc.freeze()`` as the last exit handler moves every object to the
 permanent generation, which the interpreter's final collection skips; the memory goes back to
-the system with the process, as it would anyway. (A forked child, vLLM's default on a GPU,
-already ends with ``os._exit`` and frees nothing.)
+the system with the process, as it would anyway. vLLM's engine core does the same itself on
+ROCm after a clean shutdown ("Freeze the surviving graph to skip another slow cyclic-GC scan
+during finalization", ``EngineCoreProc.run_engine_core`` in 0.32). (A forked child, vLLM's
+default on a GPU, already ends with ``os._exit`` and frees nothing.)
 
 Only where ``QUICK_EXIT`` is ``1``, which ``platform.vllm_environment`` sets for the engines
 and servers this package starts (set it to ``0`` to keep the collection), and only in
