@@ -157,6 +157,8 @@ class StructEvalCallback(TrainerCallback):
         self.server: VllmServer | None = None
         self._finalizer: weakref.finalize | None = None
         self._max_lora_rank: int | None = None
+        # The callback's server runs this machine's vLLM: the CPU build takes no request seed.
+        self._cpu = platform_is_cpu()
         # One entry per evaluation: step, checkpoint, metrics, seconds (and the server start).
         self.evaluations: list[dict[str, Any]] = []
 
@@ -266,7 +268,7 @@ class StructEvalCallback(TrainerCallback):
             cache=None,
             progress=False,
             trust_env=False,  # a loopback server: no proxy may stand in between
-            cpu_server=platform_is_cpu(),  # the callback's own server, on this machine
+            cpu_server=self._cpu,
         )
         with Evaluation(settings, tasks=self.taskset, backend=backend) as evaluation:
             report = evaluation.run(self.subset)
@@ -282,7 +284,7 @@ class StructEvalCallback(TrainerCallback):
             self.settings.sampling,
             model_path=resolve_model(self.model, root=self.settings.cache.root),
             max_lora_rank=self._max_lora_rank,
-            cpu=platform_is_cpu(),
+            cpu=self._cpu,
         )
         env = {RUNTIME_LORA_ENV: "True"}
         if self.cuda_visible_devices is not None:
