@@ -54,17 +54,10 @@ def exit_records(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A folder where the engine's spawned processes record their exit (``_RECORD_EXIT``)."""
     site, records = tmp_path_factory.mktemp("record-exit"), tmp_path_factory.mktemp("exits")
     (site / "sitecustomize.py").write_text(_RECORD_EXIT, encoding="utf-8")
-    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "STRUCTEVAL_TEST_EXIT_RECORDS")}
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), saved["PYTHONPATH"]]))
-    os.environ["STRUCTEVAL_TEST_EXIT_RECORDS"] = str(records)
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYTHONPATH", str(site), prepend=os.pathsep)
+        patch.setenv("STRUCTEVAL_TEST_EXIT_RECORDS", str(records))
         yield records
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @pytest.fixture(scope="module")
