@@ -195,7 +195,7 @@ def rows_as_list(data: Path = DATA) -> dict[str, dict[str, float]]:
                     value = parse(s.code, task.fmt).value
                     listed = rows_as_list_key_score(s.expected_paths, value, rows)
                     keys = listed if reading == "list" else (listed + s.key_score) / 2
-                    scores[reading].append(replace(s, score=round(0.2 + 0.8 * keys, 2)))
+                    scores[reading].append(replace(s, score=score.task_score(True, keys)))
                 else:
                     scores[reading].append(s)
         for reading, scored in scores.items():

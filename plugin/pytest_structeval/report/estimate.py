@@ -32,12 +32,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from ..scoring.score import TaskScore
+from ..scoring.score import KEY_WEIGHT, TaskScore
 from ..tasks import FORMATS
 
 # Two-sided 90%: 5% below the low end, 5% above the high end.
 Z_90 = 1.6449
-KEY_WEIGHT = 0.8
 
 
 def _weighted(means: Mapping[str, float], weights: Mapping[str, float]) -> float:

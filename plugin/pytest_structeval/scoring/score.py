@@ -23,6 +23,9 @@ from .formats import ParseResult, SyntaxErrorInfo, parse, strict_verdict
 from .paths import PathCheck, check_path
 
 PathsSource = Literal["task", "derived"]
+# Upstream's weights (spec §4.1): a task's score is ``task_score(syntax_ok, keys)``.
+SYNTAX_WEIGHT = 0.2
+KEY_WEIGHT = 0.8
 # explain() lists at most this many missing paths; the full list is in to_dict().
 EXPLAIN_MAX_PATHS = 8
 # reason() (one line on the terminal) names at most this many missing paths, and this much of
@@ -120,7 +123,7 @@ class TaskScore:
         """A few lines for a pytest failure: score, syntax error, missing paths, stripping."""
         lines = [
             f"{self.task_id} ({self.task_name}): score {self.score:.2f} "
-            f"= 0.2*syntax {int(self.syntax_ok)} + 0.8*keys {self.key_score:.2f} "
+            f"= {SYNTAX_WEIGHT}*syntax {int(self.syntax_ok)} + {KEY_WEIGHT}*keys {self.key_score:.2f} "
             f"[{len(self.found_paths)}/{len(self.expected_paths)} {self.paths_source} paths]"
         ]
         if self.syntax_error is not None:
@@ -254,6 +257,12 @@ def _strict_view(
     return parse(text, fmt, mode="strict", budget=STRICT_WORK_BUDGET)
 
 
+def task_score(syntax_ok: bool, keys: float) -> float:
+    """One task's score from its syntax verdict and the fraction of key paths found, rounded
+    to two decimals as upstream rounds it."""
+    return round(SYNTAX_WEIGHT * int(syntax_ok) + KEY_WEIGHT * keys, 2)
+
+
 def score_task(
     task: Task,
     generation: str,
@@ -282,7 +291,7 @@ def score_task(
         (found if hit else missing).append(path)
     keys = len(found) / len(expected) if keys_checked and expected else 0.0
     unwrapped = _unwrapped_keys(expected, parsed.value) if derived_xml and keys_checked else None
-    score = round(0.2 * int(parsed.ok) + 0.8 * keys, 2)
+    score = task_score(parsed.ok, keys)
     truncated = _looks_truncated(parsed.error, code, finish_reason)
 
     if parsed.error is not None:
